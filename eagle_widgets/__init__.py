@@ -1,0 +1,16 @@
+"""eagle-widgets: see where a multimodal LLM looks and what it relies on, token by token (EAGLE)."""
+
+from .core import Attribution, RegionSet, attribute
+
+__version__ = "0.1.0"
+
+__all__ = ["Attribution", "RegionSet", "attribute", "load_session", "__version__"]
+
+
+def __getattr__(name):
+    # Model sessions pull in transformers; import them only when asked for.
+    if name in ("load_session", "ModelSession", "Generation"):
+        from . import models
+
+        return getattr(models, name)
+    raise AttributeError(f"module 'eagle_widgets' has no attribute {name!r}")

@@ -1,0 +1,30 @@
+"""The model-agnostic EAGLE engine: regions, the greedy search, results, metrics and bundles.
+
+Nothing here knows about transformers or widgets.
+"""
+
+from .attribution import Attribution
+from .bundle import load_attribution, save_attribution
+from .errors import BundleError, EagleError, InputError, ScorerError
+from .images import as_rgb_uint8
+from .metrics import (
+    Correction,
+    auc,
+    correction_summary,
+    deletion_auc,
+    insertion_auc,
+    minimal_correction_ratio,
+    pointing_game,
+    reliance_scores,
+    sensitive_tokens,
+)
+from .regions import RegionSet
+from .scorer import EvidenceScorer, LogisticScorer, Scorer
+from .search import DEFAULT_PARAMS, MODES, ProgressUpdate, attribute
+
+__all__ = [
+    "Attribution", "BundleError", "Correction", "DEFAULT_PARAMS", "EagleError", "EvidenceScorer", "InputError",
+    "LogisticScorer", "MODES", "ProgressUpdate", "RegionSet", "Scorer", "ScorerError", "as_rgb_uint8",
+    "attribute", "auc", "correction_summary", "deletion_auc", "insertion_auc", "load_attribution",
+    "minimal_correction_ratio", "pointing_game", "reliance_scores", "save_attribution", "sensitive_tokens",
+]

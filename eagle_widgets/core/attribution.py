@@ -1,0 +1,194 @@
+"""The result of one EAGLE explanation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from . import metrics
+from .errors import InputError
+from .regions import RegionSet
+
+
+@dataclass(eq=False)
+class Attribution:
+    """Region order, trajectories and everything derived from them.
+
+    Curves have K+1 points: index 0 is the empty set (insertion = f(black), deletion = f(x)), index k
+    the first k regions of `order`. A complete result has K = N and ends at area 1.0.
+    """
+
+    regions: RegionSet
+    order: list[int]
+    areas: np.ndarray  # [K+1] cumulative area fraction of the first k regions
+    insertion_tokens: np.ndarray  # [K+1, T] p_t(only S_k visible)
+    deletion_tokens: np.ndarray  # [K+1, T] p_t(S_k removed)
+    p_full: np.ndarray  # [T]
+    p_black: np.ndarray  # [T]
+    lambda1: float = 1.0
+    lambda2: float = 1.0
+    mode: str = "exact"
+    params: dict = field(default_factory=dict)
+    evaluations: int = 0
+    timings: dict = field(default_factory=dict)
+    complete: bool = True
+    token_labels: list[str] | None = None  # display strings of the T target tokens
+    info: dict = field(default_factory=dict)  # JSON-able context: model, prompt, target positions ...
+    image: np.ndarray | None = None  # HxWx3 uint8, when known
+
+    def __post_init__(self):
+        self.order = [int(r) for r in self.order]
+        self.areas = np.asarray(self.areas, dtype=np.float64)
+        self.insertion_tokens = np.asarray(self.insertion_tokens, dtype=np.float64)
+        self.deletion_tokens = np.asarray(self.deletion_tokens, dtype=np.float64)
+        self.p_full = np.asarray(self.p_full, dtype=np.float64)
+        self.p_black = np.asarray(self.p_black, dtype=np.float64)
+        k, t = len(self.order), len(self.p_full)
+        if self.areas.shape != (k + 1,):
+            raise InputError(f"areas must have {k + 1} entries, got {self.areas.shape}")
+        for name in ("insertion_tokens", "deletion_tokens"):
+            if getattr(self, name).shape != (k + 1, t):
+                raise InputError(f"{name} must be [{k + 1}, {t}], got {getattr(self, name).shape}")
+        if self.p_black.shape != (t,):
+            raise InputError(f"p_black must have {t} entries, got {self.p_black.shape}")
+        if len(set(self.order)) != k or (k and (min(self.order) < 0 or max(self.order) >= self.regions.n)):
+            raise InputError(f"order must list distinct region labels in 0..{self.regions.n - 1}")
+        if self.token_labels is not None and len(self.token_labels) != t:
+            raise InputError(f"token_labels has {len(self.token_labels)} entries for {t} tokens")
+
+    # -- shape ----------------------------------------------------------------------------------
+    @property
+    def num_tokens(self) -> int:
+        return len(self.p_full)
+
+    @property
+    def num_regions(self) -> int:
+        return self.regions.n
+
+    @property
+    def insertion(self) -> np.ndarray:
+        """Mean insertion curve over the target tokens."""
+        return self.insertion_tokens.mean(axis=1)
+
+    @property
+    def deletion(self) -> np.ndarray:
+        return self.deletion_tokens.mean(axis=1)
+
+    @property
+    def scores(self) -> np.ndarray:
+        """F(S_k) for k = 0..K with this result's λ."""
+        return self.lambda1 * self.insertion + self.lambda2 * (1.0 - self.deletion)
+
+    # -- the map (method section 5) -------------------------------------------------------------
+    @cached_property
+    def region_values(self) -> np.ndarray:
+        """Attribution value per region label in [0, 1]: rank 1 -> 1, last rank -> 0 (float64).
+
+        Regions a partial (cancelled) result has not ranked get 0. If every gain after the first is
+        zero the map carries no ranking information and is all zeros (see `degenerate`).
+        """
+        values = np.zeros(self.num_regions, dtype=np.float64)
+        if not self.order:
+            return values
+        gains = np.abs(np.diff(self.scores))
+        a = -np.cumsum(gains)
+        span = a[0] - a[-1]
+        if span > 0:
+            values[self.order] = (a - a[-1]) / span
+        elif len(self.order) == 1:
+            values[self.order] = 1.0
+        return values
+
+    @property
+    def degenerate(self) -> bool:
+        """True when the map has no ranking information (all gains after the first are zero)."""
+        return len(self.order) > 1 and not np.any(self.region_values > 0)
+
+    def pixel_map(self, smooth: float = 0.0) -> np.ndarray:
+        """The map at pixel level (float32 HxW), optionally smoothed with a Gaussian of `smooth` pixels."""
+        pix = self.regions.values_to_pixels(self.region_values)
+        if smooth > 0:
+            from scipy.ndimage import gaussian_filter
+
+            pix = gaussian_filter(pix, sigma=smooth).astype(np.float32)
+        return pix
+
+    def marginal_gains(self) -> np.ndarray:
+        """Per region label, the change of F when it was added (0 for unranked regions)."""
+        gains = np.zeros(self.num_regions, dtype=np.float64)
+        gains[self.order] = np.diff(self.scores)
+        return gains
+
+    def ranks(self) -> np.ndarray:
+        """Per region label, its 1-based rank (0 for unranked regions)."""
+        ranks = np.zeros(self.num_regions, dtype=np.int64)
+        ranks[self.order] = np.arange(1, len(self.order) + 1)
+        return ranks
+
+    # -- modality (method section 6) -----------------------------------------------------------
+    @property
+    def reliance(self) -> np.ndarray:
+        """Per target token, I_t = AUC(area, c_t) - min(c_t): ~0 language prior, high perceptual evidence."""
+        return metrics.reliance_scores(self.insertion_tokens, self.areas)
+
+    @property
+    def sensitive(self) -> np.ndarray:
+        return metrics.sensitive_tokens(self.p_full, self.p_black)
+
+    # -- metrics (method section 7) ------------------------------------------------------------
+    @property
+    def insertion_auc(self) -> float:
+        return metrics.insertion_auc(self.insertion, self.areas)
+
+    @property
+    def deletion_auc(self) -> float:
+        return metrics.deletion_auc(self.deletion, self.areas)
+
+    @property
+    def highest_score(self) -> float:
+        return float(self.insertion.max())
+
+    def metrics(self) -> dict:
+        """Insertion/deletion AUC and highest score, over all target tokens and over sensitive ones."""
+        out = {
+            "insertion_auc": self.insertion_auc,
+            "deletion_auc": self.deletion_auc,
+            "highest_score": self.highest_score,
+            "sensitive_tokens": int(self.sensitive.sum()),
+        }
+        sens = self.sensitive
+        if sens.any():
+            ins = self.insertion_tokens[:, sens].mean(axis=1)
+            dele = self.deletion_tokens[:, sens].mean(axis=1)
+            out.update(
+                sensitive_insertion_auc=metrics.insertion_auc(ins, self.areas),
+                sensitive_deletion_auc=metrics.deletion_auc(dele, self.areas),
+                sensitive_highest_score=float(ins.max()),
+            )
+        else:
+            out.update(sensitive_insertion_auc=None, sensitive_deletion_auc=None, sensitive_highest_score=None)
+        return out
+
+    def pointing_game(self, *, box=None, mask=None) -> bool:
+        return metrics.pointing_game(self.pixel_map(), box=box, mask=mask)
+
+    # -- persistence ----------------------------------------------------------------------------
+    def save(self, path) -> None:
+        from .bundle import save_attribution
+
+        save_attribution(self, path)
+
+    @staticmethod
+    def load(path) -> Attribution:
+        from .bundle import load_attribution
+
+        return load_attribution(path)
+
+    def __repr__(self) -> str:
+        state = "complete" if self.complete else f"partial {len(self.order)}/{self.num_regions}"
+        labels = f", tokens={self.token_labels!r}" if self.token_labels is not None else ""
+        return (f"Attribution(mode={self.mode!r}, regions={self.num_regions}, tokens={self.num_tokens}{labels}, "
+                f"{state}, evaluations={self.evaluations}, insertion_auc={self.insertion_auc:.4f}, "
+                f"deletion_auc={self.deletion_auc:.4f})")

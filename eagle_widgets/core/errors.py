@@ -1,0 +1,17 @@
+"""Errors raised by eagle-widgets. Each names the problem in words a user can act on."""
+
+
+class EagleError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class InputError(EagleError, ValueError):
+    """An argument (image, regions, selection, parameter) is not usable."""
+
+
+class ScorerError(EagleError, RuntimeError):
+    """A scorer returned something the engine cannot use."""
+
+
+class BundleError(EagleError, OSError):
+    """A saved result could not be written or read."""

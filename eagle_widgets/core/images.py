@@ -1,0 +1,53 @@
+"""Turning what users pass as an image into one well-defined array: HxWx3 uint8 RGB."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InputError
+
+
+def as_rgb_uint8(image, *, name: str = "image") -> np.ndarray:
+    """Return `image` as a C-contiguous HxWx3 uint8 RGB array.
+
+    Accepts a PIL image (any mode), or a numpy array that is HxW (greyscale), HxWx1, HxWx3 or HxWx4
+    (alpha dropped), of dtype uint8 or float with values in [0, 1].
+    """
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - pillow is a dependency
+        Image = None
+    if Image is not None and isinstance(image, Image.Image):
+        if image.width == 0 or image.height == 0:
+            raise InputError(f"{name} is empty ({image.width}x{image.height} pixels)")
+        return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+    if not isinstance(image, np.ndarray):
+        raise InputError(
+            f"{name} must be a PIL.Image.Image or a numpy array (HxW, HxWx3 or HxWx4), "
+            f"got {type(image).__module__}.{type(image).__name__}"
+        )
+    arr = image
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise InputError(f"{name} must have shape HxW, HxWx3 or HxWx4, got shape {tuple(image.shape)}")
+    arr = arr[:, :, :3]
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InputError(f"{name} is empty (shape {tuple(image.shape)})")
+    if arr.dtype == np.uint8:
+        return np.ascontiguousarray(arr)
+    if arr.dtype == np.bool_:
+        return np.ascontiguousarray(arr.astype(np.uint8) * 255)
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.all(np.isfinite(arr)):
+            raise InputError(f"{name} contains NaN or infinite values")
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < 0.0 or hi > 1.0:
+            raise InputError(
+                f"{name} is a float array with values in [{lo:.3g}, {hi:.3g}]; "
+                "float images must lie in [0, 1] (or pass uint8 values 0..255)"
+            )
+        return np.ascontiguousarray(np.round(arr * 255.0).astype(np.uint8))
+    raise InputError(f"{name} has dtype {arr.dtype}; use uint8 (0..255) or float (0..1)")

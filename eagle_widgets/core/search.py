@@ -1,0 +1,389 @@
+"""The greedy region search of EAGLE: exact (the paper's), efficient (the reference's) and early stop."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .attribution import Attribution
+from .errors import InputError, ScorerError
+from .regions import RegionSet
+
+MODES = ("exact", "efficient", "early_stop")
+DEFAULT_PARAMS = {
+    "exact": {},
+    "efficient": {"search_scope": 10, "pending_samples": 8, "update_step": 5},
+    "early_stop": {"window": 8, "patience": 5, "tol": 0.01},
+}
+
+
+@dataclass(frozen=True)
+class ProgressUpdate:
+    """What a progress callback receives after each greedy step."""
+
+    mode: str
+    step: int  # regions ranked so far
+    total_steps: int  # regions in all
+    evaluations: int  # scorer rows evaluated so far
+    total_evaluations: int  # the expected total (an estimate outside exact mode)
+    elapsed_s: float
+    order: tuple[int, ...]  # the positive picks so far, most important first
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.evaluations / max(1, self.total_evaluations))
+
+    @property
+    def eta_s(self) -> float | None:
+        if self.evaluations == 0:
+            return None
+        return self.elapsed_s * max(0, self.total_evaluations - self.evaluations) / self.evaluations
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class _Evaluator:
+    """Calls the scorer in batches, validates what it returns, counts rows and time, honours cancel."""
+
+    def __init__(self, scorer, num_regions: int, batch_size: int, cancel):
+        self.scorer = scorer
+        self.num_regions = num_regions
+        self.num_tokens = int(scorer.num_tokens)
+        self.batch_size = batch_size
+        self.cancel = cancel
+        self.evaluations = 0
+        self.scorer_s = 0.0
+
+    def cancelled(self) -> bool:
+        if self.cancel is None:
+            return False
+        if hasattr(self.cancel, "is_set"):
+            return bool(self.cancel.is_set())
+        return bool(self.cancel())
+
+    def __call__(self, visible: torch.Tensor) -> torch.Tensor:
+        outs = []
+        for start in range(0, visible.shape[0], self.batch_size):
+            if self.cancelled():
+                raise _Cancelled
+            chunk = visible[start:start + self.batch_size]
+            t0 = time.perf_counter()
+            out = self.scorer(chunk)
+            self.scorer_s += time.perf_counter() - t0
+            outs.append(self._check(out, chunk.shape[0]))
+            self.evaluations += chunk.shape[0]
+        return torch.cat(outs) if outs else torch.zeros(0, self.num_tokens, dtype=torch.float64)
+
+    def _check(self, out, rows: int) -> torch.Tensor:
+        if not isinstance(out, torch.Tensor):
+            raise ScorerError(f"the scorer must return a torch.Tensor, got {type(out).__name__}")
+        if out.shape != (rows, self.num_tokens):
+            raise ScorerError(f"the scorer returned shape {tuple(out.shape)} for {rows} masks; "
+                              f"expected ({rows}, {self.num_tokens}) (num_tokens={self.num_tokens})")
+        out = out.detach().to(device="cpu", dtype=torch.float64)
+        if not torch.isfinite(out).all():
+            raise ScorerError("the scorer returned NaN or infinite probabilities")
+        if out.min() < -1e-4 or out.max() > 1 + 1e-4:
+            raise ScorerError(f"the scorer returned values outside [0, 1] ({out.min():.4g}..{out.max():.4g}); "
+                              "it must return probabilities, not logits")
+        return out.clamp_(0.0, 1.0)
+
+
+class _Search:
+    """State shared by the modes: the evaluator, measured points and the progress reporting."""
+
+    def __init__(self, scorer, regions: RegionSet, mode, lambda1, lambda2, batch_size, progress, cancel):
+        self.regions = regions
+        self.n = regions.n
+        self.mode = mode
+        self.lam1, self.lam2 = float(lambda1), float(lambda2)
+        self.ev = _Evaluator(scorer, self.n, batch_size, cancel)
+        self.progress = progress
+        self.t0 = time.perf_counter()
+        self.known: dict[bytes, torch.Tensor] = {}  # visibility mask -> token probabilities
+        self.total_evaluations = 0
+        self.p_full = self.p_black = None
+
+    def objective(self, p_ins: torch.Tensor, p_del: torch.Tensor) -> torch.Tensor:
+        return self.lam1 * p_ins.mean(dim=-1) + self.lam2 * (1.0 - p_del.mean(dim=-1))
+
+    def remember(self, visible: torch.Tensor, probs: torch.Tensor) -> None:
+        self.known[visible.numpy().tobytes()] = probs
+
+    def score_sets(self, sets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """F, insertion and deletion probabilities of each set (rows of a [M, N] bool tensor)."""
+        p = self.ev(torch.cat([sets, ~sets]))
+        m = sets.shape[0]
+        return self.objective(p[:m], p[m:]), p[:m], p[m:]
+
+    def endpoints(self) -> None:
+        full = torch.ones(1, self.n, dtype=torch.bool)
+        p = self.ev(torch.cat([full, ~full]))
+        self.p_full, self.p_black = p[0], p[1]
+        self.remember(full[0], p[0])
+        self.remember(~full[0], p[1])
+
+    def report(self, order) -> None:
+        if self.progress is not None:
+            self.progress(ProgressUpdate(
+                mode=self.mode, step=len(order), total_steps=self.n, evaluations=self.ev.evaluations,
+                total_evaluations=max(self.total_evaluations, self.ev.evaluations),
+                elapsed_s=time.perf_counter() - self.t0, order=tuple(int(r) for r in order)))
+
+    def trajectory(self, order: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Insertion/deletion token probabilities along `order`, measuring only points not yet known."""
+        prefix = torch.zeros(len(order) + 1, self.n, dtype=torch.bool)
+        for k, r in enumerate(order, start=1):
+            prefix[k] = prefix[k - 1]
+            prefix[k, r] = True
+        masks = torch.cat([prefix, ~prefix])
+        missing = [i for i in range(masks.shape[0]) if masks[i].numpy().tobytes() not in self.known]
+        if missing:
+            probs = self.ev(masks[missing])
+            for i, p in zip(missing, probs):
+                self.remember(masks[i], p)
+        allp = torch.stack([self.known[m.numpy().tobytes()] for m in masks])
+        k1 = len(order) + 1
+        return allp[:k1].numpy(), allp[k1:].numpy()
+
+    def result(self, order: list[int], params: dict, complete: bool) -> Attribution:
+        if self.p_full is None:  # cancelled before anything was measured
+            raise _Cancelled
+        if complete:
+            ins, dele = self.trajectory(order)
+        else:
+            # A partial result only uses points already measured: no new model calls after a cancel.
+            ins, dele = self._known_prefix(order)
+            order = order[: ins.shape[0] - 1]
+        fr = self.regions.area_fractions
+        areas = np.concatenate([[0.0], np.cumsum(fr[order])]) if order else np.zeros(1)
+        if complete:
+            areas[-1] = 1.0
+        total = time.perf_counter() - self.t0
+        return Attribution(
+            regions=self.regions, order=order, areas=areas, insertion_tokens=ins, deletion_tokens=dele,
+            p_full=self.p_full.numpy(), p_black=self.p_black.numpy(), lambda1=self.lam1, lambda2=self.lam2,
+            mode=self.mode, params=params, evaluations=self.ev.evaluations, complete=complete,
+            timings={"total_s": total, "scorer_s": self.ev.scorer_s, "engine_s": max(0.0, total - self.ev.scorer_s)},
+        )
+
+    def _known_prefix(self, order):
+        ins, dele = [], []
+        vis = torch.zeros(self.n, dtype=torch.bool)
+        steps = [None, *order]
+        for r in steps:
+            if r is not None:
+                vis = vis.clone()
+                vis[r] = True
+            a, b = self.known.get(vis.numpy().tobytes()), self.known.get((~vis).numpy().tobytes())
+            if a is None or b is None:
+                break
+            ins.append(a)
+            dele.append(b)
+        return torch.stack(ins).numpy(), torch.stack(dele).numpy()
+
+
+def attribute(scorer, regions, mode: str = "exact", lambda1: float = 1.0, lambda2: float = 1.0,
+              batch_size: int = 64, progress: Callable[[ProgressUpdate], None] | None = None,
+              cancel=None, **mode_params) -> Attribution:
+    """Order the regions by the EAGLE objective F(S) = λ1·mean p(only S) + λ2·(1 − mean p(S removed)).
+
+    `scorer` follows the `Scorer` protocol; `regions` is a RegionSet or an integer label map; `mode` is
+    "exact" (the paper's greedy), "efficient" (the reference's search_scope / pending_samples /
+    update_step variant) or "early_stop" (lazy greedy over a sliding window of candidates that stops
+    when F saturates; parameters window, patience, tol). `progress` is called after every step with a
+    `ProgressUpdate`; `cancel` is a threading.Event or a callable returning True to stop. A cancelled
+    run returns a consistent partial result with `complete=False`.
+    """
+    regions = RegionSet.coerce(regions)
+    if mode not in MODES:
+        raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    if not hasattr(scorer, "num_tokens") or not callable(scorer):
+        raise InputError("scorer must be callable and have a num_tokens attribute (see eagle_widgets.core.Scorer)")
+    if int(scorer.num_tokens) < 1:
+        raise InputError("the scorer has no target tokens (num_tokens < 1)")
+    expected = getattr(scorer, "num_regions", None)
+    if expected is not None and int(expected) != regions.n:
+        raise InputError(f"the scorer scores {int(expected)} regions but the image is split into {regions.n}")
+    if regions.n < 2:
+        raise InputError(f"the image must be split into at least 2 regions, got {regions.n}")
+    for name, lam in (("lambda1", lambda1), ("lambda2", lambda2)):
+        if not np.isfinite(lam) or lam < 0:
+            raise InputError(f"{name} must be a finite number >= 0, got {lam}")
+    if lambda1 == 0 and lambda2 == 0:
+        raise InputError("lambda1 and lambda2 cannot both be 0: the objective would be constant")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    unknown = set(mode_params) - set(DEFAULT_PARAMS[mode])
+    if unknown:
+        allowed = ", ".join(DEFAULT_PARAMS[mode]) or "none"
+        raise InputError(f"unknown parameter(s) {', '.join(sorted(unknown))} for mode {mode!r} (allowed: {allowed})")
+    params = {**DEFAULT_PARAMS[mode], **mode_params}
+    for key, value in params.items():
+        if key == "tol":
+            if not 0 <= float(value) < 1:
+                raise InputError(f"tol must lie in [0, 1), got {value}")
+        elif isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise InputError(f"{key} must be a positive integer, got {value!r}")
+
+    search = _Search(scorer, regions, mode, lambda1, lambda2, int(batch_size), progress, cancel)
+    run = {"exact": _exact, "efficient": _efficient, "early_stop": _early_stop}[mode]
+    order: list[int] = []
+    try:
+        search.endpoints()
+        run(search, order, **params)
+        return search.result(order, params, complete=True)
+    except _Cancelled:
+        if search.p_full is None:
+            return _empty_result(search, params)
+        return search.result(order, params, complete=False)
+
+
+def _empty_result(search: _Search, params: dict) -> Attribution:
+    t = search.ev.num_tokens
+    nan = np.full(t, np.nan)
+    return Attribution(regions=search.regions, order=[], areas=np.zeros(1), insertion_tokens=nan[None],
+                       deletion_tokens=nan[None], p_full=nan, p_black=nan, lambda1=search.lam1,
+                       lambda2=search.lam2, mode=search.mode, params=params,
+                       evaluations=search.ev.evaluations, complete=False,
+                       timings={"total_s": time.perf_counter() - search.t0, "scorer_s": search.ev.scorer_s,
+                                "engine_s": 0.0})
+
+
+def _with_each(base: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """Rows base ∪ {c} for each candidate label c."""
+    sets = base.expand(len(candidates), -1).clone()
+    sets[torch.arange(len(candidates)), candidates] = True
+    return sets
+
+
+def _exact(s: _Search, order: list[int]) -> None:
+    s.total_evaluations = s.n * (s.n + 1)
+    remaining = torch.arange(s.n)
+    chosen = torch.zeros(s.n, dtype=torch.bool)
+    while len(remaining) > 1:
+        sets = _with_each(chosen, remaining)
+        f, p_ins, p_del = s.score_sets(sets)
+        j = int(torch.argmax(f))  # first maximum: ties go to the lowest label, `remaining` is sorted
+        chosen = sets[j]
+        s.remember(chosen, p_ins[j])
+        s.remember(~chosen, p_del[j])
+        order.append(int(remaining[j]))
+        remaining = torch.cat([remaining[:j], remaining[j + 1:]])
+        s.report(order)
+    order.append(int(remaining[0]))  # its point is f(x) / f(black), already measured
+    s.report(order)
+
+
+def _efficient(s: _Search, order: list[int], search_scope: int, pending_samples: int, update_step: int) -> None:
+    n = s.n
+    s.total_evaluations = _efficient_estimate(n, search_scope, pending_samples, update_step)
+    candidates = list(range(n))  # the (possibly stale) list, best first after each re-sort
+    chosen = torch.zeros(n, dtype=torch.bool)
+    opposite: list[int] = []
+    removed = torch.zeros(n, dtype=torch.bool)  # O as a mask
+    i = 0
+    while len(candidates) > 1:
+        full_update = not order or i % update_step == 0
+        pool = candidates if full_update else candidates[:search_scope]
+        sets = _with_each(chosen, torch.tensor(pool))
+        f, p_ins, p_del = s.score_sets(sets)
+        if full_update:
+            rank = torch.sort(f, descending=True, stable=True).indices.tolist()
+            candidates = [pool[r] for r in rank]
+            j_pool = rank[0]
+        else:
+            j_pool = int(torch.argmax(f))
+        pick = pool[j_pool]
+        chosen = sets[j_pool]
+        s.remember(chosen, p_ins[j_pool])
+        s.remember(~chosen, p_del[j_pool])
+        order.append(pick)
+        candidates.remove(pick)
+        if len(candidates) > 1:
+            if i == 0:
+                worst = candidates.pop()
+                opposite.append(worst)
+                removed[worst] = True
+            elif len(candidates) > pending_samples:
+                pending = torch.tensor(candidates[-pending_samples:])
+                shown_only = _with_each(removed, pending)  # O ∪ {c}
+                f_opp, p_rest, p_only = s.score_sets(~shown_only)  # insertion of V∖(O∪{c}), deletion of it
+                j = int(torch.argmax(f_opp))
+                worst = int(pending[j])
+                removed = shown_only[j]
+                s.remember(~shown_only[j], p_rest[j])
+                s.remember(shown_only[j], p_only[j])
+                opposite.append(worst)
+                candidates.remove(worst)
+        s.report(order)
+        i += 1
+    order.extend(candidates)
+    order.extend(reversed(opposite))
+    s.report(order)
+
+
+def _efficient_estimate(n, scope, pending, update) -> int:
+    total, remaining, i = 2, n, 0
+    while remaining > 1:
+        total += 2 * (remaining if i == 0 or i % update == 0 else min(scope, remaining))
+        remaining -= 1
+        if remaining > 1:
+            if i == 0:
+                remaining -= 1
+            elif remaining > pending:
+                total += 2 * pending
+                remaining -= 1
+        i += 1
+    return total + 4
+
+
+def _early_stop(s: _Search, order: list[int], window: int, patience: int, tol: float) -> None:
+    """Lazy greedy over a sliding window, stopped when F stops rising.
+
+    One round scores every single region; each step then re-scores only the `window` candidates with
+    the highest last-known F and takes the best. The search stops once F(S_k) comes within `tol` of
+    F(V) (the evidence is recovered) or the last `patience` gains are all below `tol`, both relative to
+    |F(V) − F(∅)|. Regions left are ordered by their last-known F; their curve points are then measured.
+    """
+    n = s.n
+    f_all = float(s.objective(s.p_full[None], s.p_black[None]))
+    f_empty = float(s.objective(s.p_black[None], s.p_full[None]))
+    scale = max(abs(f_all - f_empty), 1e-12)
+    s.total_evaluations = 2 + 2 * n + 2 * n  # one round plus the curve; the window steps add to it
+    priority = torch.full((n,), -torch.inf, dtype=torch.float64)
+    remaining = torch.ones(n, dtype=torch.bool)
+    chosen = torch.zeros(n, dtype=torch.bool)
+    pool = torch.arange(n)
+    last_f, recent = f_empty, []
+    while int(remaining.sum()) > 1:
+        sets = _with_each(chosen, pool)
+        f, p_ins, p_del = s.score_sets(sets)
+        priority[pool] = f
+        j = int(torch.argmax(f))
+        pick = int(pool[j])
+        chosen = sets[j]
+        s.remember(chosen, p_ins[j])
+        s.remember(~chosen, p_del[j])
+        remaining[pick] = False
+        order.append(pick)
+        s.total_evaluations += 2 * len(pool) if len(order) > 1 else 0
+        s.report(order)
+        f_now = float(f[j])
+        recent = (recent + [f_now - last_f])[-patience:]
+        last_f = f_now
+        if len(recent) == patience and max(recent) < tol * scale:
+            break
+        left = torch.nonzero(remaining).flatten()
+        top = torch.sort(priority[left], descending=True, stable=True).indices[:window]
+        pool = left[top]
+    left = torch.nonzero(remaining).flatten()
+    rest = torch.sort(priority[left], descending=True, stable=True).indices
+    order.extend(int(left[r]) for r in rest)
+    s.report(order)

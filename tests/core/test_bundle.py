@@ -1,0 +1,99 @@
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+from eagle_widgets.core import Attribution, BundleError, LogisticScorer, RegionSet, attribute
+
+
+@pytest.fixture
+def result():
+    rs = RegionSet.grid((20, 30), rows=4, cols=5)
+    r = attribute(LogisticScorer.random(rs.n, 2, seed=4), rs, mode="efficient")
+    r.token_labels = ["red", "circle"]
+    r.info = {"prompt": "describe the image .", "targets": [1, 2]}
+    r.image = np.full((20, 30, 3), 90, np.uint8)
+    return r
+
+
+def test_round_trip(tmp_path, result):
+    path = tmp_path / "r.eagle"
+    result.save(path)
+    back = Attribution.load(path)
+    assert back.order == result.order and back.mode == "efficient" and back.params == result.params
+    np.testing.assert_array_equal(back.regions.labels, result.regions.labels)
+    np.testing.assert_array_equal(back.insertion_tokens, result.insertion_tokens)
+    np.testing.assert_array_equal(back.region_values, result.region_values)
+    np.testing.assert_array_equal(back.image, result.image)
+    assert back.token_labels == ["red", "circle"] and back.info == result.info
+    assert back.metrics() == result.metrics()
+    assert os.path.getsize(path) < 20_000
+    assert [p.name for p in tmp_path.iterdir()] == ["r.eagle"]  # no temporary file left behind
+
+
+def test_label_map_is_stored_once_and_compressed(tmp_path):
+    rs = RegionSet.slic(np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8), 64)
+    r = attribute(LogisticScorer.random(rs.n, 1), rs, mode="early_stop")
+    r.save(tmp_path / "big.eagle")
+    assert os.path.getsize(tmp_path / "big.eagle") < 200_000  # vs ~150 MB of masks in the reference
+
+
+def test_truncated_file_gives_clear_error_and_keeps_the_old_one(tmp_path, result):
+    path = tmp_path / "r.eagle"
+    result.save(path)
+    data = path.read_bytes()
+    bad = tmp_path / "bad.eagle"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(BundleError, match="truncated or not a bundle"):
+        Attribution.load(bad)
+    assert Attribution.load(path).order == result.order
+
+
+def test_foreign_and_newer_files(tmp_path, result):
+    txt = tmp_path / "notes.txt"
+    txt.write_text("hello")
+    with pytest.raises(BundleError, match="not a readable eagle-widgets result"):
+        Attribution.load(txt)
+    with pytest.raises(BundleError, match="no such result file"):
+        Attribution.load(tmp_path / "missing.eagle")
+    other = tmp_path / "other.zip"
+    with zipfile.ZipFile(other, "w") as zf:
+        zf.writestr("x.txt", "x")
+    with pytest.raises(BundleError, match="not an eagle-widgets result"):
+        Attribution.load(other)
+    path = tmp_path / "r.eagle"
+    result.save(path)
+    for change, message in [({"version": 99}, "newer eagle-widgets"), ({"schema": "x"}, "not an eagle-widgets attribution"),
+                            ({"order": [0, 0]}, "inconsistent data")]:
+        with zipfile.ZipFile(path) as zf:
+            meta = json.loads(zf.read("attribution.json"))
+            arrays = zf.read("arrays.npz")
+        meta.update(change)
+        edited = tmp_path / "edited.eagle"
+        with zipfile.ZipFile(edited, "w") as zf:
+            zf.writestr("attribution.json", json.dumps(meta))
+            zf.writestr("arrays.npz", arrays)
+        with pytest.raises(BundleError, match=message):
+            Attribution.load(edited)
+
+
+def test_failed_write_keeps_previous_file(tmp_path, result):
+    path = tmp_path / "r.eagle"
+    result.save(path)
+    before = path.read_bytes()
+    result.info = {"not json": object()}
+    with pytest.raises(BundleError, match="JSON"):
+        result.save(path)
+    assert path.read_bytes() == before
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("running as a user who can write anywhere")
+        with pytest.raises(BundleError, match="cannot write"):
+            result.save(ro / "x.eagle")
+    finally:
+        ro.chmod(0o700)
