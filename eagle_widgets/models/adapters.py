@@ -1,0 +1,119 @@
+"""Model-family adapters: how each family's processor is driven and lays the image out.
+
+Adapters are chosen from the model's config (`model_type`), never from the model id.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..core.errors import InputError
+
+_REGISTRY: dict[str, type[Adapter]] = {}
+
+
+def register(cls: type[Adapter]) -> type[Adapter]:
+    for model_type in cls.model_types:
+        _REGISTRY[model_type] = cls
+    return cls
+
+
+def adapter_class_for(config) -> type[Adapter]:
+    return _REGISTRY.get(getattr(config, "model_type", None), Adapter)
+
+
+class Adapter:
+    """The generic adapter: AutoModelForImageTextToText, AutoProcessor and the processor's chat template.
+
+    Layout: the model-input position of every pixel is found by running the family's own image processor
+    on an image of region labels with nearest-neighbour resampling and no rescaling or normalisation, so
+    resizing, cropping, tiling and patch flattening follow exactly the geometry of the real input.
+    """
+
+    family = "generic"
+    model_types: tuple[str, ...] = ()
+    nested_images = False  # Idefics3 / SmolVLM take one list of images per sample
+    layout_note = "as the model's image processor lays it out"
+
+    def __init__(self, model, processor):
+        self.model = model
+        self.processor = processor
+        self.tokenizer = getattr(processor, "tokenizer", processor)
+        self.image_processor = processor.image_processor
+
+    # -- prompt -------------------------------------------------------------------------------
+    def prompt_text(self, prompt: str) -> str:
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+        template = getattr(self.processor, "chat_template", None) or getattr(self.tokenizer, "chat_template", None)
+        if not template:
+            raise InputError(f"the processor of this {self.family} model has no chat template; "
+                             "pass a processor with one (processor.chat_template = ...)")
+        try:
+            return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        except (AttributeError, TypeError, ValueError):
+            # Some processors' own apply_chat_template reads their (absent) video processor.
+            return self.tokenizer.apply_chat_template(messages, chat_template=template, add_generation_prompt=True,
+                                                      tokenize=False)
+
+    # -- inputs -------------------------------------------------------------------------------
+    def _images_arg(self, images):
+        pil = [Image.fromarray(im) for im in images]
+        return [[im] for im in pil] if self.nested_images else pil
+
+    def encode(self, images: list[np.ndarray], text: str) -> dict[str, torch.Tensor]:
+        """Model inputs for one prompt per image."""
+        texts = [text] * len(images)
+        out = self.processor(images=self._images_arg(images), text=texts, return_tensors="pt")
+        return {k: v for k, v in out.items() if isinstance(v, torch.Tensor)}
+
+    def layout(self, labels: np.ndarray) -> torch.Tensor:
+        """Region label of every element of `pixel_values` (int64, -1 where no pixel maps: padding)."""
+        shifted = labels.astype(np.int64) + 1  # 0 is kept for padding
+        planes = []
+        for shift in (0, 8, 16):  # up to 2**24 labels, one byte per processor call
+            byte = ((shifted >> shift) & 255).astype(np.uint8)
+            if shift and not byte.any():
+                break
+            rgb = np.repeat(byte[:, :, None], 3, axis=2)
+            out = self.image_processor(images=self._images_arg([rgb]), return_tensors="pt", resample=Image.NEAREST,
+                                       do_rescale=False, do_normalize=False)
+            planes.append(out["pixel_values"].round().to(torch.int64) << shift)
+        return sum(planes) - 1
+
+
+@register
+class LlavaAdapter(Adapter):
+    family = "llava"
+    model_types = ("llava",)
+    layout_note = "CLIP: resize the shortest edge, centre crop, one square of patches"
+
+
+@register
+class LlavaNextAdapter(Adapter):
+    family = "llava-next"
+    model_types = ("llava_next", "llava_onevision")
+    layout_note = "any-resolution tiles plus a base image"
+
+
+@register
+class QwenVLAdapter(Adapter):
+    family = "qwen-vl"
+    model_types = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
+    layout_note = "smart resize to a multiple of 28, 14-px patches flattened (2 frames), merged 2x2 into tokens"
+
+
+@register
+class InternVLAdapter(Adapter):
+    family = "internvl"
+    model_types = ("internvl",)
+    layout_note = "448-px tiles of the best aspect ratio plus a thumbnail, pixel-shuffled to 256 tokens each"
+
+
+@register
+class IdeficsAdapter(Adapter):
+    family = "idefics3"
+    model_types = ("idefics3", "smolvlm")
+    nested_images = True
+    layout_note = "resize the longest edge, optional splitting into tiles plus a global image, padded"

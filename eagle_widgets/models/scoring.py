@@ -1,0 +1,184 @@
+"""Scorers that turn a model session into the engine's `Scorer`: a batched fast path and the reference path."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import torch
+
+from ..core.errors import EagleError, InputError
+from ..core.regions import RegionSet
+
+
+class ModelError(EagleError, RuntimeError):
+    """The model could not score a batch even at batch size 1 (out of memory)."""
+
+
+class TeacherForcedSequence:
+    """The prompt plus the generated tokens up to (not including) the last target, with the target rows."""
+
+    def __init__(self, prompt_inputs: dict[str, torch.Tensor], generated_ids: list[int], targets: list[int],
+                 target_ids: list[int]):
+        ids = prompt_inputs["input_ids"]
+        self.prompt_len = ids.shape[1]
+        fed = torch.tensor(generated_ids[: max(targets)], dtype=ids.dtype).unsqueeze(0)
+        self.text_inputs = {}
+        for key, value in prompt_inputs.items():
+            if key == "pixel_values":
+                continue
+            if value.shape == ids.shape:  # per-token tensors grow with the fed answer tokens
+                fill = fed if key == "input_ids" else (
+                    torch.ones_like(fed) if key == "attention_mask" else torch.zeros_like(fed))
+                value = torch.cat([value, fill.to(value.dtype)], dim=1)
+            self.text_inputs[key] = value
+        self.keep = torch.tensor([self.prompt_len + t - 1 for t in targets], dtype=torch.long)
+        self.target_ids = torch.tensor(target_ids, dtype=torch.long)
+
+    @property
+    def length(self) -> int:
+        return self.text_inputs["input_ids"].shape[1]
+
+
+def _repeat(t: torch.Tensor, b: int) -> torch.Tensor:
+    return t.repeat(b, *([1] * (t.ndim - 1)))
+
+
+def _is_oom(err: BaseException) -> bool:
+    if isinstance(err, getattr(torch, "OutOfMemoryError", ())):
+        return True
+    msg = str(err).lower()
+    return isinstance(err, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg)
+
+
+class _ModelScorer:
+    """Shared forward logic: batch, forward with `logits_to_keep`, read target probabilities, halve on OOM."""
+
+    def __init__(self, session, sequence: TeacherForcedSequence, regions: RegionSet, batch_size):
+        self.session = session
+        self.sequence = sequence
+        self.regions = regions
+        self.num_tokens = len(sequence.target_ids)
+        self.num_regions = regions.n
+        self.device = session.device
+        self.text_inputs = {k: v.to(self.device) for k, v in sequence.text_inputs.items()}
+        self.keep = sequence.keep.to(self.device)
+        self.target_ids = sequence.target_ids.to(self.device)
+        self.batch_size = batch_size
+        self.forward_s = 0.0
+
+    def forward(self, pixel_values: torch.Tensor, batch: int) -> torch.Tensor:
+        inputs = {k: _repeat(v, batch) for k, v in self.text_inputs.items()}
+        inputs["pixel_values"] = pixel_values
+        with torch.inference_mode():
+            out = self.session.model(**inputs, logits_to_keep=self.keep, use_cache=False)
+        logits = out.logits.float()  # [B, T, V]
+        logp = torch.log_softmax(logits, dim=-1)
+        picked = logp.gather(2, self.target_ids.view(1, -1, 1).expand(batch, -1, 1)).squeeze(2)
+        return picked.exp()
+
+    def _chunked(self, visible: torch.Tensor, score_chunk) -> torch.Tensor:
+        size = max(1, min(self.batch_size, visible.shape[0]))
+        outs, start = [], 0
+        while start < visible.shape[0]:
+            chunk = visible[start:start + size]
+            try:
+                outs.append(score_chunk(chunk).cpu())
+                start += chunk.shape[0]
+            except Exception as err:
+                if not _is_oom(err):
+                    raise
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                if size == 1:
+                    raise ModelError("the model ran out of memory scoring a single image; use a smaller dtype "
+                                     "(bfloat16), fewer image tiles, or a larger device") from None
+                size = max(1, size // 2)
+                self.batch_size = size
+        return torch.cat(outs)
+
+
+class MaskedInputScorer(_ModelScorer):
+    """The fast path: preprocess the image and a black image once, compose each masked input on the device."""
+
+    def __init__(self, session, sequence, regions, image: np.ndarray, batch_size=None):
+        super().__init__(session, sequence, regions, batch_size or 1)
+        adapter = session.adapter
+        text = session.adapter_text_for(sequence)
+        full = adapter.encode([image], text)
+        black = adapter.encode([np.zeros_like(image)], text)
+        if full["pixel_values"].shape != black["pixel_values"].shape:
+            raise InputError("the processor lays out the image and a black image differently; "
+                             "use path='reference' for this model")
+        dtype = session.model_dtype
+        self.pv_full = full["pixel_values"].to(self.device, dtype=dtype if full["pixel_values"].is_floating_point()
+                                               else full["pixel_values"].dtype)
+        self.pv_black = black["pixel_values"].to(self.device, dtype=self.pv_full.dtype)
+        layout = adapter.layout(regions.labels)
+        if layout.shape != self.pv_full.shape:
+            raise InputError(f"the region layout {tuple(layout.shape)} does not match the model input "
+                             f"{tuple(self.pv_full.shape)}; use path='reference' for this model")
+        # Index N stands for "no region" (padding): it is always shown, and equals black there anyway.
+        self.layout = torch.where(layout < 0, torch.tensor(regions.n), layout).reshape(-1).to(self.device)
+        self.batch_size = batch_size or session.auto_batch_size(sequence.length, self.pv_full.numel())
+
+    def compose(self, visible: torch.Tensor) -> torch.Tensor:
+        """Model pixel inputs for a batch of visibility masks, [B * pv.shape[0], ...]."""
+        b = visible.shape[0]
+        vis = torch.cat([visible.to(self.device), torch.ones(b, 1, dtype=torch.bool, device=self.device)], dim=1)
+        mask = vis[:, self.layout].view(b, *self.pv_full.shape)
+        pv = torch.where(mask, self.pv_full.unsqueeze(0), self.pv_black.unsqueeze(0))
+        return pv.reshape(b * self.pv_full.shape[0], *self.pv_full.shape[1:])
+
+    def __call__(self, visible: torch.Tensor) -> torch.Tensor:
+        return self._chunked(visible, lambda chunk: self.forward(self.compose(chunk), chunk.shape[0]))
+
+
+class PixelSpaceScorer(_ModelScorer):
+    """The reference (published) semantics: black out pixels in RGB, run the processor, one image per call."""
+
+    def __init__(self, session, sequence, regions, image: np.ndarray, batch_size=None):
+        super().__init__(session, sequence, regions, 1)
+        self.image = image
+        self.text = session.adapter_text_for(sequence)
+
+    def __call__(self, visible: torch.Tensor) -> torch.Tensor:
+        rows = []
+        for vis in visible.cpu().numpy():
+            masked = self.regions.apply(self.image, vis)
+            pv = self.session.adapter.encode([masked], self.text)["pixel_values"]
+            pv = pv.to(self.device, dtype=self.session.model_dtype if pv.is_floating_point() else pv.dtype)
+            rows.append(self.forward(pv, 1).cpu())
+        return torch.cat(rows)
+
+
+def cpu_memory_budget() -> int:
+    """Bytes of RAM the scorer may use for one batch: a quarter of what is available, at most 4 GiB."""
+    try:
+        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        avail = 8 << 30
+    return int(min(avail // 4, 4 << 30))
+
+
+def estimate_sample_bytes(config, seq_len: int, pixel_numel: int, dtype_bytes: int) -> int:
+    """A rough upper bound of the activation memory of one masked sample in a forward pass."""
+    text = getattr(config, "text_config", config)
+    hidden = getattr(text, "hidden_size", 4096)
+    inter = getattr(text, "intermediate_size", 4 * hidden)
+    heads = getattr(text, "num_attention_heads", 32)
+    vision = getattr(config, "vision_config", None)
+    v_hidden = getattr(vision, "hidden_size", 1024) if vision is not None else 1024
+    v_tokens = max(1, pixel_numel // 588)  # about one vision token per 14x14x3 pixels
+    per_layer = seq_len * (4 * hidden + 2 * inter) + heads * seq_len * seq_len
+    vision_layer = v_tokens * 8 * v_hidden
+    return int(dtype_bytes * (pixel_numel * 3 + 2 * per_layer + 2 * vision_layer))
+
+
+def choose_batch_size(device: torch.device, config, seq_len: int, pixel_numel: int, dtype_bytes: int) -> int:
+    per_sample = max(1, estimate_sample_bytes(config, seq_len, pixel_numel, dtype_bytes))
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(max(1, min(256, math.floor(0.5 * free / per_sample))))
+    return int(max(1, min(64, cpu_memory_budget() // per_sample)))

@@ -1,0 +1,372 @@
+"""`ModelSession`: generate an answer with a Hugging Face MLLM and explain its tokens with EAGLE."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..core import Attribution, RegionSet, attribute
+from ..core.errors import EagleError, InputError
+from ..core.images import as_rgb_uint8
+from ..core.metrics import SENSITIVE_THRESHOLD
+from .adapters import Adapter, adapter_class_for
+from .scoring import MaskedInputScorer, PixelSpaceScorer, TeacherForcedSequence, choose_batch_size
+
+_session_ids = itertools.count(1)
+
+
+class NotAVisionLanguageModel(InputError):
+    """The model or processor cannot take an image."""
+
+
+@dataclass(eq=False)
+class Generation:
+    """A greedy answer: the image, the prompt and every generated token (end of turn included)."""
+
+    image: np.ndarray
+    prompt: str
+    prompt_text: str  # the prompt after the chat template
+    token_ids: list[int]
+    tokens: list[str]  # display string of each generated token
+    special: list[bool]  # which tokens are special (end of turn, padding, ...)
+    text: str
+    model_name: str = ""
+    session_id: int = 0
+    timings: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.token_ids)
+
+    def __repr__(self) -> str:
+        return f"Generation(text={self.text!r}, tokens={len(self.token_ids)}, model={self.model_name!r})"
+
+
+@dataclass(eq=False)
+class Reliance:
+    """The cheap modality first look: p_t(image) against p_t(black image) for every generated token."""
+
+    tokens: list[str]
+    p_full: np.ndarray
+    p_black: np.ndarray
+    threshold: float = SENSITIVE_THRESHOLD
+
+    @property
+    def delta(self) -> np.ndarray:
+        return self.p_full - self.p_black
+
+    @property
+    def sensitive(self) -> np.ndarray:
+        return self.delta > self.threshold
+
+    def __repr__(self) -> str:
+        rows = ", ".join(f"{t!r}: {a:.2f}->{b:.2f}" for t, a, b in zip(self.tokens, self.p_full, self.p_black))
+        return f"Reliance({rows})"
+
+
+class ModelSession:
+    """A loaded vision-language model with its processor, ready to generate and explain."""
+
+    def __init__(self, model, processor, *, name: str | None = None, batch_size: int | None = None):
+        config = getattr(model, "config", None)
+        if config is None or not hasattr(model, "generate"):
+            raise NotAVisionLanguageModel(f"expected a Hugging Face generative model, got {type(model).__name__}")
+        if getattr(config, "vision_config", None) is None:
+            raise NotAVisionLanguageModel(
+                f"{name or type(model).__name__} is not a vision-language model: its config "
+                f"(model_type {getattr(config, 'model_type', '?')!r}) has no vision tower")
+        if not hasattr(processor, "image_processor"):
+            raise NotAVisionLanguageModel(
+                f"the processor ({type(processor).__name__}) has no image processor; pass the model's multimodal "
+                "processor (AutoProcessor), not only its tokenizer")
+        self.model = model.eval()
+        self.processor = processor
+        self.name = name or getattr(config, "_name_or_path", "") or type(model).__name__
+        self.adapter: Adapter = adapter_class_for(config)(model, processor)
+        self.tokenizer = self.adapter.tokenizer
+        self.batch_size = batch_size
+        self.id = next(_session_ids)
+        self._image_token_id = _image_token_id(config, self.tokenizer)
+        self._prepared: dict = {}
+
+    # -- properties ---------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def model_dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @property
+    def family(self) -> str:
+        return self.adapter.family
+
+    def __repr__(self) -> str:
+        return f"ModelSession({self.name!r}, family={self.family!r}, device={self.device}, dtype={self.model_dtype})"
+
+    # -- generation ---------------------------------------------------------------------------
+    def generate(self, image, prompt: str, max_new_tokens: int = 64) -> Generation:
+        """Greedy answer (do_sample=False, num_beams=1) to `prompt` about `image`."""
+        rgb = as_rgb_uint8(image)
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise InputError(f"the prompt must be a non-empty string, got {prompt!r}")
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise InputError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
+        t0 = time.perf_counter()
+        text = self.adapter.prompt_text(prompt)
+        inputs = self.adapter.encode([rgb], text)
+        self._check_image_tokens(inputs["input_ids"])
+        inputs = {k: v.to(self.device) for k, v in inputs.items()}
+        if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.model_dtype)
+        eos = _eos_ids(self.model, self.tokenizer)
+        with torch.inference_mode():
+            out = self.model.generate(**inputs, do_sample=False, num_beams=1, max_new_tokens=max_new_tokens,
+                                      pad_token_id=self.tokenizer.pad_token_id if self.tokenizer.pad_token_id
+                                      is not None else (eos[0] if eos else 0),
+                                      eos_token_id=eos or None, temperature=None, top_p=None, top_k=None)
+        ids = out[0, inputs["input_ids"].shape[1]:].tolist()
+        for i, tid in enumerate(ids):  # keep the end-of-turn token, drop anything after it
+            if tid in eos:
+                ids = ids[: i + 1]
+                break
+        if not ids:
+            raise EagleError("the model generated no token")
+        tokens = _display_tokens(self.tokenizer, ids)
+        special_ids = set(getattr(self.tokenizer, "all_special_ids", []))
+        return Generation(
+            image=rgb, prompt=prompt, prompt_text=text, token_ids=ids, tokens=tokens,
+            special=[t in special_ids for t in ids],
+            text=self.tokenizer.decode(ids, skip_special_tokens=True).strip(), model_name=self.name,
+            session_id=self.id, timings={"generate_s": time.perf_counter() - t0})
+
+    def _check_image_tokens(self, input_ids: torch.Tensor) -> None:
+        if self._image_token_id is not None and not bool((input_ids == self._image_token_id).any()):
+            raise InputError("the model input holds no image tokens: the chat template did not place the image "
+                             "in the prompt; check the processor's chat template")
+
+    # -- scoring ------------------------------------------------------------------------------
+    def _targets(self, generation: Generation, tokens) -> list[int]:
+        if not isinstance(generation, Generation):
+            raise InputError(f"expected a Generation from session.generate(), got {type(generation).__name__}")
+        if generation.session_id != self.id:
+            raise InputError(f"this generation was made by another session ({generation.model_name!r}); "
+                             "explain it with the session that generated it")
+        n = len(generation.token_ids)
+        if tokens is None or (isinstance(tokens, str) and tokens == "all"):
+            return list(range(n))
+        if isinstance(tokens, (int, np.integer)) and not isinstance(tokens, bool):
+            tokens = [tokens]
+        if isinstance(tokens, str):
+            raise InputError(f"tokens must be indices into generation.tokens, 'all' or None; got {tokens!r}")
+        try:
+            picked = [int(t) for t in tokens]
+        except (TypeError, ValueError):
+            raise InputError(f"tokens must be integer indices into generation.tokens, got {tokens!r}") from None
+        if not picked:
+            raise InputError("the token selection is empty: select at least one generated token")
+        bad = [t for t in picked if not -n <= t < n]
+        if bad:
+            raise InputError(f"token index {bad[0]} is out of range: the answer has {n} tokens (0..{n - 1})")
+        return sorted({t % n for t in picked})
+
+    def _regions(self, generation: Generation, regions) -> RegionSet:
+        if isinstance(regions, (int, np.integer)) and not isinstance(regions, bool):
+            key = ("slic", id(generation), int(regions))
+            if key not in self._prepared:
+                self._prepared.clear()
+                self._prepared[key] = RegionSet.slic(generation.image, n_segments=int(regions))
+            return self._prepared[key]
+        rs = RegionSet.coerce(regions)
+        if rs.shape != generation.image.shape[:2]:
+            h, w = generation.image.shape[:2]
+            raise InputError(f"the regions are {rs.shape[1]}x{rs.shape[0]} but the image is {w}x{h}")
+        return rs
+
+    def adapter_text_for(self, sequence: TeacherForcedSequence) -> str:
+        return sequence.prompt_text
+
+    def scorer(self, generation: Generation, tokens=None, regions=64, *, path: str = "fast",
+               target_ids=None, batch_size: int | None = None):
+        """The engine's Scorer for `tokens` of `generation` over `regions` (an int d for SLICO, a RegionSet or a
+        label map). `target_ids` replaces the ids read at those positions (e.g. the correct answer of a
+        hallucination). `path="reference"` masks RGB pixels and runs the processor per image."""
+        targets = self._targets(generation, tokens)
+        rs = self._regions(generation, regions)
+        ids = [generation.token_ids[t] for t in targets]
+        if target_ids is not None:
+            ids = [self._token_id(t) for t in (target_ids if isinstance(target_ids, (list, tuple)) else [target_ids])]
+            if len(ids) != len(targets):
+                raise InputError(f"target_ids has {len(ids)} entries for {len(targets)} selected tokens")
+        prompt_inputs = self.adapter.encode([np.zeros_like(generation.image)], generation.prompt_text)
+        sequence = TeacherForcedSequence(prompt_inputs, generation.token_ids, [t + 0 for t in targets], ids)
+        sequence.prompt_text = generation.prompt_text
+        cls = {"fast": MaskedInputScorer, "reference": PixelSpaceScorer}.get(path)
+        if cls is None:
+            raise InputError(f"path must be 'fast' or 'reference', got {path!r}")
+        return cls(self, sequence, rs, generation.image, batch_size=batch_size or self.batch_size)
+
+    def _token_id(self, token) -> int:
+        if isinstance(token, (int, np.integer)):
+            if not 0 <= int(token) < len(self.tokenizer):
+                raise InputError(f"token id {token} is outside the vocabulary (0..{len(self.tokenizer) - 1})")
+            return int(token)
+        ids = self.tokenizer.encode(token, add_special_tokens=False)
+        if len(ids) != 1:
+            raise InputError(f"{token!r} is {len(ids)} tokens for this tokenizer; give a single-token string or an id")
+        return ids[0]
+
+    def auto_batch_size(self, seq_len: int, pixel_numel: int) -> int:
+        return choose_batch_size(self.device, self.model.config, seq_len, pixel_numel,
+                                 torch.finfo(self.model_dtype).bits // 8)
+
+    def explain(self, generation: Generation, tokens=None, regions=64, mode: str = "exact", *,
+                lambda1: float = 1.0, lambda2: float = 1.0, batch_size: int | None = None, progress=None,
+                cancel=None, path: str = "fast", target_ids=None, **params) -> Attribution:
+        """EAGLE attribution of the selected tokens (indices into `generation.tokens`; None = every token)."""
+        scorer = self.scorer(generation, tokens, regions, path=path, target_ids=target_ids, batch_size=batch_size)
+        result = attribute(scorer, scorer.regions, mode=mode, lambda1=lambda1, lambda2=lambda2,
+                           batch_size=scorer.batch_size, progress=progress, cancel=cancel, **params)
+        targets = self._targets(generation, tokens)
+        result.token_labels = [generation.tokens[t] for t in targets]
+        result.image = generation.image
+        result.info = {
+            "model": self.name, "family": self.family, "prompt": generation.prompt, "answer": generation.text,
+            "generated_tokens": generation.tokens, "targets": targets,
+            "target_ids": scorer.sequence.target_ids.tolist(), "path": path, "batch_size": scorer.batch_size,
+        }
+        return result
+
+    def reliance(self, generation: Generation) -> Reliance:
+        """p_t(image) and p_t(black) for every generated token, from one batch of two forward passes."""
+        halves = RegionSet.grid(generation.image.shape[:2], rows=1, cols=2) if generation.image.shape[1] > 1 \
+            else RegionSet.grid(generation.image.shape[:2], rows=2, cols=1)
+        scorer = self.scorer(generation, None, halves, batch_size=2)
+        p = scorer(torch.tensor([[True, True], [False, False]])).double().numpy()
+        return Reliance(tokens=list(generation.tokens), p_full=p[0], p_black=p[1])
+
+
+def _image_token_id(config, tokenizer):
+    for attr in ("image_token_id", "image_token_index"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int):
+            return value
+    return getattr(tokenizer, "image_token_id", None)
+
+
+def _eos_ids(model, tokenizer) -> list[int]:
+    ids = []
+    gen_cfg = getattr(model, "generation_config", None)
+    for source in (getattr(gen_cfg, "eos_token_id", None), tokenizer.eos_token_id):
+        for v in (source if isinstance(source, (list, tuple)) else [source]):
+            if isinstance(v, int) and v not in ids:
+                ids.append(v)
+    return ids
+
+
+def _display_tokens(tokenizer, ids: list[int]) -> list[str]:
+    """Each token's text as it appears in the decoded answer (incremental decoding keeps multi-byte
+    characters and word-piece joins right); special tokens keep their names."""
+    out, prev = [], ""
+    for i in range(len(ids)):
+        text = tokenizer.decode(ids[: i + 1], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        piece = text[len(prev):] if text.startswith(prev) else tokenizer.convert_ids_to_tokens(ids[i])
+        out.append(piece if piece else tokenizer.convert_ids_to_tokens(ids[i]))
+        prev = text
+    return out
+
+
+def load_session(model, processor=None, *, device: str | None = None, dtype: str | torch.dtype = "auto",
+                 device_map=None, trust_remote_code: bool = False, revision: str | None = None,
+                 batch_size: int | None = None) -> ModelSession:
+    """A `ModelSession` from a model id, a local folder, or an already loaded `(model, processor)`.
+
+    `device` defaults to CUDA when available; `dtype` is "auto" (bfloat16 on CUDA, float32 on CPU),
+    a name such as "float16", or a torch dtype; `device_map` is passed to `from_pretrained`.
+    """
+    if isinstance(model, tuple):
+        if len(model) != 2:
+            raise InputError("pass a (model, processor) pair")
+        model, processor = model
+    if not isinstance(model, (str, Path)):
+        if processor is None:
+            raise InputError("a loaded model needs its processor: load_session((model, processor))")
+        name = getattr(getattr(model, "config", None), "_name_or_path", None)
+        return ModelSession(model, processor, name=name, batch_size=batch_size)
+
+    from transformers import AutoConfig
+
+    source = str(model)
+    target_device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    torch_dtype = _resolve_dtype(dtype, target_device)
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code, revision=revision)
+    except (OSError, ValueError) as err:
+        raise InputError(f"cannot load a model config from {source!r}: {str(err).splitlines()[0]}") from None
+    if getattr(config, "vision_config", None) is None:
+        raise NotAVisionLanguageModel(f"{source} is not a vision-language model: its config (model_type "
+                                      f"{getattr(config, 'model_type', '?')!r}) has no vision tower")
+    model_obj = _load_model(source, config, torch_dtype, device_map, trust_remote_code, revision)
+    if device_map is None:
+        model_obj = model_obj.to(target_device)
+    proc = processor if processor is not None else load_processor(source, config, trust_remote_code, revision)
+    return ModelSession(model_obj, proc, name=source, batch_size=batch_size)
+
+
+def _resolve_dtype(dtype, device: torch.device) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype in (None, "auto"):
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    value = getattr(torch, str(dtype), None)
+    if not isinstance(value, torch.dtype) or not value.is_floating_point:
+        raise InputError(f"dtype must be 'auto', 'float32', 'bfloat16', 'float16' or a torch dtype; got {dtype!r}")
+    return value
+
+
+def _load_model(source, config, torch_dtype, device_map, trust_remote_code, revision):
+    import transformers
+    from transformers import AutoModelForImageTextToText
+
+    kwargs = dict(dtype=torch_dtype, trust_remote_code=trust_remote_code, revision=revision)
+    if device_map is not None:
+        kwargs["device_map"] = device_map
+    try:
+        return AutoModelForImageTextToText.from_pretrained(source, **kwargs)
+    except ValueError:
+        # Architectures not in the image-text-to-text auto map: use the class the checkpoint names.
+        for arch in getattr(config, "architectures", None) or []:
+            cls = getattr(transformers, arch, None)
+            if cls is not None:
+                return cls.from_pretrained(source, **kwargs)
+        raise NotAVisionLanguageModel(f"{source}: no image-text-to-text model class for model_type "
+                                      f"{config.model_type!r}") from None
+
+
+def load_processor(source, config, trust_remote_code=False, revision=None):
+    """AutoProcessor, or an image-only processor where the video processor cannot load (no torchvision)."""
+    import transformers
+    from transformers import AutoProcessor
+
+    from .processors import image_only_processor_class
+
+    processor = None
+    try:
+        processor = AutoProcessor.from_pretrained(source, trust_remote_code=trust_remote_code, revision=revision)
+    except (ImportError, AttributeError, ValueError, TypeError):
+        pass
+    if processor is not None and hasattr(processor, "image_processor"):
+        return processor
+    from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
+
+    name = PROCESSOR_MAPPING_NAMES.get(config.model_type)
+    cls = getattr(transformers, name, None) if isinstance(name, str) else None
+    if cls is None:
+        raise NotAVisionLanguageModel(f"{source}: cannot find a multimodal processor for model_type "
+                                      f"{config.model_type!r}")
+    return image_only_processor_class(cls).from_pretrained(source, revision=revision)

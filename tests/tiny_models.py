@@ -1,0 +1,225 @@
+"""Tiny random-weight vision-language models for every supported family, built offline from configs.
+
+Each builder writes a checkpoint folder (model + processor + locally trained tokenizer) that loads with
+`from_pretrained`, exactly like a downloaded model. Used by tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+CORPUS = [
+    "a red circle and a blue square .", "what color is the circle ?", "is there a star ?", "yes", "no",
+    "Describe the image in one sentence.", "The image shows a cat on a beach with a person.",
+    "USER: ASSISTANT: user assistant system", "green yellow purple triangle moon cross star",
+] * 20
+
+CHATML = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% for content in message['content'] %}{% if content['type'] == 'image' %}IMAGE_SLOT"
+    "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+LLAVA_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] != 'system' %}{{ message['role'].upper() + ': '}}{% endif %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>\n' }}{% endfor %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] + ' '}}"
+    "{% endfor %}{% endfor %}{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
+)
+IDEFICS_TEMPLATE = (
+    "<|begin_of_text|>{% for message in messages %}{{ message['role'] | capitalize }}:"
+    "{% for content in message['content'] %}{% if content['type'] == 'image' %}<image>"
+    "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}{% endfor %}<end_of_utterance>\n"
+    "{% endfor %}{% if add_generation_prompt %}Assistant:{% endif %}"
+)
+
+
+def make_tokenizer(special_tokens, vocab_size=400, **named):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(special_tokens),
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(CORPUS, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, **named)
+
+
+def _llama(tok, **extra):
+    from transformers import LlamaConfig
+
+    return LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=4, bos_token_id=tok.bos_token_id,
+                       eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **extra)
+
+
+def build_llava(out: Path) -> Path:
+    from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration,
+                              LlavaProcessor)
+
+    tok = make_tokenizer(["<unk>", "<s>", "</s>", "<pad>", "<image>"], bos_token="<s>", eos_token="</s>",
+                         unk_token="<unk>", pad_token="<pad>", extra_special_tokens={"image_token": "<image>"})
+    ip = CLIPImageProcessor(size={"shortest_edge": 112}, crop_size={"height": 112, "width": 112})
+    proc = LlavaProcessor(image_processor=ip, tokenizer=tok, patch_size=14, vision_feature_select_strategy="default",
+                          num_additional_image_tokens=1, chat_template=LLAVA_TEMPLATE)
+    vis = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=112, patch_size=14)
+    cfg = LlavaConfig(vision_config=vis, text_config=_llama(tok), image_token_id=tok.image_token_id,
+                      vision_feature_select_strategy="default", vision_feature_layer=-2)
+    return _save(LlavaForConditionalGeneration(cfg), proc, out)
+
+
+def _qwen_tokenizer():
+    return make_tokenizer(["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+                           "<|image_pad|>", "<|video_pad|>"], eos_token="<|im_end|>", pad_token="<|endoftext|>")
+
+
+def build_qwen2_5_vl(out: Path) -> Path:
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessor
+
+    from eagle_widgets.models.processors import image_only_processor_class
+    from transformers import Qwen2_5_VLProcessor
+
+    tok = _qwen_tokenizer()
+    ip = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112)
+    template = CHATML.replace("IMAGE_SLOT", "<|vision_start|><|image_pad|><|vision_end|>")
+    proc = image_only_processor_class(Qwen2_5_VLProcessor)(ip, tok, chat_template=template)
+    txt = dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+               num_key_value_heads=2, rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3],
+                                                       "rope_theta": 1e6},
+               eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    vis = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
+               fullatt_block_indexes=[1], window_size=112)
+    ids = {k: tok.convert_tokens_to_ids(v) for k, v in [("image_token_id", "<|image_pad|>"),
+           ("video_token_id", "<|video_pad|>"), ("vision_start_token_id", "<|vision_start|>"),
+           ("vision_end_token_id", "<|vision_end|>")]}
+    cfg = Qwen2_5_VLConfig(vision_config=vis, text_config=txt, **ids)
+    return _save(Qwen2_5_VLForConditionalGeneration(cfg), proc, out)
+
+
+def build_qwen2_vl(out: Path) -> Path:
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLImageProcessor, Qwen2VLProcessor
+
+    from eagle_widgets.models.processors import image_only_processor_class
+
+    tok = _qwen_tokenizer()
+    ip = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112)
+    template = CHATML.replace("IMAGE_SLOT", "<|vision_start|><|image_pad|><|vision_end|>")
+    proc = image_only_processor_class(Qwen2VLProcessor)(ip, tok, chat_template=template)
+    txt = dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+               num_key_value_heads=2, rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3],
+                                                       "rope_theta": 1e6},
+               eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    vis = dict(depth=2, embed_dim=32, hidden_size=64, mlp_ratio=2, num_heads=2)
+    ids = {k: tok.convert_tokens_to_ids(v) for k, v in [("image_token_id", "<|image_pad|>"),
+           ("video_token_id", "<|video_pad|>"), ("vision_start_token_id", "<|vision_start|>"),
+           ("vision_end_token_id", "<|vision_end|>")]}
+    cfg = Qwen2VLConfig(vision_config=vis, text_config=txt, **ids)
+    return _save(Qwen2VLForConditionalGeneration(cfg), proc, out)
+
+
+def build_internvl(out: Path) -> Path:
+    from transformers import (GotOcr2ImageProcessor, InternVLConfig, InternVLForConditionalGeneration,
+                              InternVLProcessor, InternVLVisionConfig, Qwen3Config)
+
+    from eagle_widgets.models.processors import image_only_processor_class
+
+    tok = make_tokenizer(["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<img>", "</img>", "<IMG_CONTEXT>", "<video>"],
+                         eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                         extra_special_tokens={"start_image_token": "<img>", "end_image_token": "</img>",
+                                               "context_image_token": "<IMG_CONTEXT>", "video_token": "<video>"})
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    ip = GotOcr2ImageProcessor(size={"height": 112, "width": 112}, crop_to_patches=True, max_patches=2,
+                               image_mean=mean, image_std=std)
+    template = CHATML.replace("IMAGE_SLOT", "<IMG_CONTEXT>\n")
+    proc = image_only_processor_class(InternVLProcessor)(ip, tok, image_seq_length=16, chat_template=template)
+    vis = InternVLVisionConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                               image_size=112, patch_size=14)
+    txt = Qwen3Config(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    cfg = InternVLConfig(vision_config=vis, text_config=txt, image_token_id=tok.context_image_token_id,
+                         image_seq_length=16, downsample_ratio=0.5, vision_feature_layer=-1,
+                         vision_feature_select_strategy="default")
+    return _save(InternVLForConditionalGeneration(cfg), proc, out)
+
+
+def _idefics_tokenizer():
+    rows = [f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)]
+    return make_tokenizer(["<|begin_of_text|>", "<|end_of_text|>", "<pad>", "<fake_token_around_image>", "<image>",
+                           "<end_of_utterance>", "<global-img>", *rows], bos_token="<|begin_of_text|>",
+                          eos_token="<end_of_utterance>", pad_token="<pad>")
+
+
+def build_idefics3(out: Path) -> Path:
+    from transformers import (Idefics3Config, Idefics3ForConditionalGeneration, Idefics3ImageProcessor,
+                              Idefics3Processor, Idefics3VisionConfig)
+
+    tok = _idefics_tokenizer()
+    ip = Idefics3ImageProcessor(do_image_splitting=False, size={"longest_edge": 112},
+                                max_image_size={"longest_edge": 112})
+    proc = Idefics3Processor(ip, tok, image_seq_len=16, chat_template=IDEFICS_TEMPLATE)
+    vis = Idefics3VisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                               image_size=112, patch_size=14)
+    cfg = Idefics3Config(vision_config=vis, text_config=_llama(tok), scale_factor=2,
+                         image_token_id=proc.image_token_id)
+    return _save(Idefics3ForConditionalGeneration(cfg), proc, out)
+
+
+def build_smolvlm(out: Path) -> Path:
+    from transformers import (SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMImageProcessor,
+                              SmolVLMProcessor, SmolVLMVisionConfig)
+
+    from eagle_widgets.models.processors import image_only_processor_class
+
+    tok = _idefics_tokenizer()
+    ip = SmolVLMImageProcessor(do_image_splitting=False, size={"longest_edge": 112},
+                               max_image_size={"longest_edge": 112})
+    proc = image_only_processor_class(SmolVLMProcessor)(ip, tok, image_seq_len=16, chat_template=IDEFICS_TEMPLATE)
+    vis = SmolVLMVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                              image_size=112, patch_size=14)
+    cfg = SmolVLMConfig(vision_config=vis, text_config=_llama(tok), scale_factor=2,
+                        image_token_id=proc.image_token_id)
+    return _save(SmolVLMForConditionalGeneration(cfg), proc, out)
+
+
+def build_text_only(out: Path) -> Path:
+    from transformers import LlamaForCausalLM
+
+    tok = make_tokenizer(["<unk>", "<s>", "</s>", "<pad>"], bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                         pad_token="<pad>")
+    model = LlamaForCausalLM(_llama(tok))
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def _save(model, proc, out: Path) -> Path:
+    model.eval()
+    model.save_pretrained(out)
+    proc.save_pretrained(out)
+    return out
+
+
+BUILDERS = {
+    "llava": build_llava,
+    "qwen2_5_vl": build_qwen2_5_vl,
+    "qwen2_vl": build_qwen2_vl,
+    "internvl": build_internvl,
+    "idefics3": build_idefics3,
+    "smolvlm": build_smolvlm,
+}
+
+
+@lru_cache(maxsize=None)
+def tiny_model_dir(family: str, root: str) -> Path:
+    torch.manual_seed(0)
+    out = Path(root) / family
+    if not (out / "config.json").exists():
+        (build_text_only if family == "text_only" else BUILDERS[family])(out)
+    return out
