@@ -47,7 +47,8 @@ def engine_demo(out: Path, n_segments: int) -> int:
                      r.pointing_game(mask=disc), r.reliance))
     print(f"\n{'mode':<11}{'evals':>7}{'time s':>9}{'ins AUC':>9}{'del AUC':>9}{'PG':>5}  reliance a / red")
     for mode, ev, t, ins, dele, pg, rel in rows:
-        print(f"{mode:<11}{ev:>7}{t:>9.3f}{ins:>9.4f}{dele:>9.4f}{'hit' if pg else 'miss':>5}  {rel[0]:.3f} / {rel[1]:.3f}")
+        print(f"{mode:<11}{ev:>7}{t:>9.3f}{ins:>9.4f}{dele:>9.4f}{'hit' if pg else 'miss':>5}"
+              f"  {rel[0]:.3f} / {rel[1]:.3f}")
     _save_map_png(out / "exact.png", image, out / "exact.eagle")
     print(f"\nwrote {out}/{{exact,efficient,early_stop}}.eagle and {out}/exact.png")
     return 0

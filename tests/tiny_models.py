@@ -6,7 +6,7 @@ Each builder writes a checkpoint folder (model + processor + locally trained tok
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -59,8 +59,13 @@ def _llama(tok, **extra):
 
 
 def build_llava(out: Path) -> Path:
-    from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration,
-                              LlavaProcessor)
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
 
     tok = make_tokenizer(["<unk>", "<s>", "</s>", "<pad>", "<image>"], bos_token="<s>", eos_token="</s>",
                          unk_token="<unk>", pad_token="<pad>", extra_special_tokens={"image_token": "<image>"})
@@ -80,10 +85,14 @@ def _qwen_tokenizer():
 
 
 def build_qwen2_5_vl(out: Path) -> Path:
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessor
+    from transformers import (
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
+    )
 
     from eagle_widgets.models.processors import image_only_processor_class
-    from transformers import Qwen2_5_VLProcessor
 
     tok = _qwen_tokenizer()
     ip = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112)
@@ -124,8 +133,14 @@ def build_qwen2_vl(out: Path) -> Path:
 
 
 def build_internvl(out: Path) -> Path:
-    from transformers import (GotOcr2ImageProcessor, InternVLConfig, InternVLForConditionalGeneration,
-                              InternVLProcessor, InternVLVisionConfig, Qwen3Config)
+    from transformers import (
+        GotOcr2ImageProcessor,
+        InternVLConfig,
+        InternVLForConditionalGeneration,
+        InternVLProcessor,
+        InternVLVisionConfig,
+        Qwen3Config,
+    )
 
     from eagle_widgets.models.processors import image_only_processor_class
 
@@ -157,8 +172,13 @@ def _idefics_tokenizer():
 
 
 def build_idefics3(out: Path) -> Path:
-    from transformers import (Idefics3Config, Idefics3ForConditionalGeneration, Idefics3ImageProcessor,
-                              Idefics3Processor, Idefics3VisionConfig)
+    from transformers import (
+        Idefics3Config,
+        Idefics3ForConditionalGeneration,
+        Idefics3ImageProcessor,
+        Idefics3Processor,
+        Idefics3VisionConfig,
+    )
 
     tok = _idefics_tokenizer()
     ip = Idefics3ImageProcessor(do_image_splitting=False, size={"longest_edge": 112},
@@ -172,8 +192,13 @@ def build_idefics3(out: Path) -> Path:
 
 
 def build_smolvlm(out: Path) -> Path:
-    from transformers import (SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMImageProcessor,
-                              SmolVLMProcessor, SmolVLMVisionConfig)
+    from transformers import (
+        SmolVLMConfig,
+        SmolVLMForConditionalGeneration,
+        SmolVLMImageProcessor,
+        SmolVLMProcessor,
+        SmolVLMVisionConfig,
+    )
 
     from eagle_widgets.models.processors import image_only_processor_class
 
@@ -216,7 +241,7 @@ BUILDERS = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def tiny_model_dir(family: str, root: str) -> Path:
     torch.manual_seed(0)
     out = Path(root) / family

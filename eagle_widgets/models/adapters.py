@@ -57,6 +57,10 @@ class Adapter:
             return self.tokenizer.apply_chat_template(messages, chat_template=template, add_generation_prompt=True,
                                                       tokenize=False)
 
+    def fixed_forward_inputs(self, text_inputs: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, int]]:
+        """Inputs that are the same for every masked image, computed once: name -> (tensor, batch dim)."""
+        return {}
+
     # -- inputs -------------------------------------------------------------------------------
     def _images_arg(self, images):
         pil = [Image.fromarray(im) for im in images]
@@ -65,7 +69,12 @@ class Adapter:
     def encode(self, images: list[np.ndarray], text: str) -> dict[str, torch.Tensor]:
         """Model inputs for one prompt per image."""
         texts = [text] * len(images)
-        out = self.processor(images=self._images_arg(images), text=texts, return_tensors="pt")
+        try:
+            out = self.processor(images=self._images_arg(images), text=texts, return_tensors="pt")
+        except ValueError as err:
+            # Processors refuse a prompt whose template left out the image placeholder.
+            raise InputError(f"the {self.family} processor could not combine the image with the prompt: {err}. "
+                             "Does the chat template place the image in the prompt?") from None
         return {k: v for k, v in out.items() if isinstance(v, torch.Tensor)}
 
     def layout(self, labels: np.ndarray) -> torch.Tensor:
@@ -102,6 +111,20 @@ class QwenVLAdapter(Adapter):
     family = "qwen-vl"
     model_types = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
     layout_note = "smart resize to a multiple of 28, 14-px patches flattened (2 frames), merged 2x2 into tokens"
+
+    def fixed_forward_inputs(self, text_inputs):
+        # The multimodal rope positions depend only on the text and the image grid: compute them once
+        # instead of in every batch (they cost a third of a tiny model's forward).
+        inner = getattr(self.model, "model", None)
+        if inner is None or not hasattr(inner, "get_rope_index") or "image_grid_thw" not in text_inputs:
+            return {}
+        kwargs = {k: text_inputs[k] for k in ("mm_token_type_ids", "attention_mask") if k in text_inputs}
+        try:
+            position_ids, _ = inner.get_rope_index(text_inputs["input_ids"], image_grid_thw=text_inputs[
+                "image_grid_thw"], **kwargs)
+        except TypeError:  # another transformers signature: let the model compute them itself
+            return {}
+        return {"position_ids": (position_ids, 1)}
 
 
 @register

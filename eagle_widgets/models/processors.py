@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import inspect
-from functools import lru_cache
+from functools import cache
 
 
-@lru_cache(maxsize=None)
+@cache
 def image_only_processor_class(processor_cls):
     """A subclass of `processor_cls` that takes no video processor.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 
 import numpy as np
 import torch
@@ -45,6 +46,17 @@ def _repeat(t: torch.Tensor, b: int) -> torch.Tensor:
     return t.repeat(b, *([1] * (t.ndim - 1)))
 
 
+def _label_repeats(flat: torch.Tensor, limit: int = 64) -> int:
+    """The largest a (<= limit) such that each row of `flat`, split into a equal blocks, repeats one block."""
+    width = flat.shape[1]
+    for a in range(min(limit, width), 1, -1):
+        if width % a == 0:
+            blocks = flat.view(flat.shape[0], a, width // a)
+            if bool((blocks == blocks[:, :1]).all()):
+                return a
+    return 1
+
+
 def _is_oom(err: BaseException) -> bool:
     if isinstance(err, getattr(torch, "OutOfMemoryError", ())):
         return True
@@ -64,15 +76,25 @@ class _ModelScorer:
         self.device = session.device
         self.text_inputs = {k: v.to(self.device) for k, v in sequence.text_inputs.items()}
         self.keep = sequence.keep.to(self.device)
+        fixed = session.adapter.fixed_forward_inputs(sequence.text_inputs)
+        self.fixed_inputs = {k: (v.to(self.device), dim) for k, (v, dim) in fixed.items()}
         self.target_ids = sequence.target_ids.to(self.device)
         self.batch_size = batch_size
         self.forward_s = 0.0
 
     def forward(self, pixel_values: torch.Tensor, batch: int) -> torch.Tensor:
         inputs = {k: _repeat(v, batch) for k, v in self.text_inputs.items()}
+        for key, (value, dim) in self.fixed_inputs.items():
+            shape = [-1] * value.ndim
+            shape[dim] = batch
+            inputs[key] = value.expand(*shape)
         inputs["pixel_values"] = pixel_values
+        t0 = time.perf_counter()
         with torch.inference_mode():
             out = self.session.model(**inputs, logits_to_keep=self.keep, use_cache=False)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.forward_s += time.perf_counter() - t0
         logits = out.logits.float()  # [B, T, V]
         logp = torch.log_softmax(logits, dim=-1)
         picked = logp.gather(2, self.target_ids.view(1, -1, 1).expand(batch, -1, 1)).squeeze(2)
@@ -111,25 +133,37 @@ class MaskedInputScorer(_ModelScorer):
         if full["pixel_values"].shape != black["pixel_values"].shape:
             raise InputError("the processor lays out the image and a black image differently; "
                              "use path='reference' for this model")
-        dtype = session.model_dtype
-        self.pv_full = full["pixel_values"].to(self.device, dtype=dtype if full["pixel_values"].is_floating_point()
-                                               else full["pixel_values"].dtype)
-        self.pv_black = black["pixel_values"].to(self.device, dtype=self.pv_full.dtype)
+        # Composed in float32 (lerp is exact at weights 0 and 1), cast to the model's dtype per batch.
+        self.pv_full = full["pixel_values"].to(self.device, dtype=torch.float32)
+        self.pv_black = black["pixel_values"].to(self.device, dtype=torch.float32)
+        self.pixel_dtype = session.model_dtype if full["pixel_values"].is_floating_point() \
+            else full["pixel_values"].dtype
         layout = adapter.layout(regions.labels)
         if layout.shape != self.pv_full.shape:
             raise InputError(f"the region layout {tuple(layout.shape)} does not match the model input "
                              f"{tuple(self.pv_full.shape)}; use path='reference' for this model")
         # Index N stands for "no region" (padding): it is always shown, and equals black there anyway.
-        self.layout = torch.where(layout < 0, torch.tensor(regions.n), layout).reshape(-1).to(self.device)
+        layout = torch.where(layout < 0, torch.tensor(regions.n), layout)
+        # Colour channels (and Qwen's repeated frames) share one label: keep one copy and broadcast.
+        rows = self.pv_full.shape[0]
+        flat = layout.reshape(rows, -1)
+        repeats = _label_repeats(flat)
+        self.composed_shape = (rows, repeats, flat.shape[1] // repeats)
+        self.layout = flat.view(self.composed_shape)[:, 0, :].reshape(-1).to(self.device)
+        self.pv_full = self.pv_full.reshape(self.composed_shape)
+        self.pv_black = self.pv_black.reshape(self.composed_shape)
+        self.input_shape = tuple(full["pixel_values"].shape)
         self.batch_size = batch_size or session.auto_batch_size(sequence.length, self.pv_full.numel())
 
     def compose(self, visible: torch.Tensor) -> torch.Tensor:
         """Model pixel inputs for a batch of visibility masks, [B * pv.shape[0], ...]."""
         b = visible.shape[0]
-        vis = torch.cat([visible.to(self.device), torch.ones(b, 1, dtype=torch.bool, device=self.device)], dim=1)
-        mask = vis[:, self.layout].view(b, *self.pv_full.shape)
-        pv = torch.where(mask, self.pv_full.unsqueeze(0), self.pv_black.unsqueeze(0))
-        return pv.reshape(b * self.pv_full.shape[0], *self.pv_full.shape[1:])
+        rows, _, width = self.composed_shape
+        weight = torch.ones(b, self.num_regions + 1, dtype=torch.float32, device=self.device)
+        weight[:, :-1] = visible.to(self.device, dtype=torch.float32)
+        weight = weight.index_select(1, self.layout).view(b, rows, 1, width)
+        pv = torch.lerp(self.pv_black.unsqueeze(0), self.pv_full.unsqueeze(0), weight)  # exact at 0 and 1
+        return pv.reshape(b * self.input_shape[0], *self.input_shape[1:]).to(self.pixel_dtype)
 
     def __call__(self, visible: torch.Tensor) -> torch.Tensor:
         return self._chunked(visible, lambda chunk: self.forward(self.compose(chunk), chunk.shape[0]))
@@ -181,4 +215,4 @@ def choose_batch_size(device: torch.device, config, seq_len: int, pixel_numel: i
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(max(1, min(256, math.floor(0.5 * free / per_sample))))
-    return int(max(1, min(64, cpu_memory_budget() // per_sample)))
+    return int(max(1, min(128, cpu_memory_budget() // per_sample)))

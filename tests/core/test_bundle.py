@@ -65,8 +65,9 @@ def test_foreign_and_newer_files(tmp_path, result):
         Attribution.load(other)
     path = tmp_path / "r.eagle"
     result.save(path)
-    for change, message in [({"version": 99}, "newer eagle-widgets"), ({"schema": "x"}, "not an eagle-widgets attribution"),
-                            ({"order": [0, 0]}, "inconsistent data")]:
+    changes = [({"version": 99}, "newer eagle-widgets"), ({"schema": "x"}, "not an eagle-widgets attribution"),
+               ({"order": [0, 0]}, "inconsistent data")]
+    for change, message in changes:
         with zipfile.ZipFile(path) as zf:
             meta = json.loads(zf.read("attribution.json"))
             arrays = zf.read("arrays.npz")
