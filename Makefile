@@ -1,11 +1,13 @@
-# The two commands of the README: `make demo` (the main job on the embedded default) and `make test`.
+# The two commands of the README: `make demo` (the main job on the embedded demo model) and `make test`.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # The CPU build from this machine's wheel cache; install it first so transformers never pulls a CUDA torch.
 TORCH ?= torch==2.13.0
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint browser bench clean
 
 install: $(VENV)/.installed
 
@@ -17,16 +19,23 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 demo: install
-	$(VENV)/bin/eagle-widgets engine-demo --out demo-output
+	$(VENV)/bin/eagle-widgets demo --out demo-output
+
+# Browser tests drive Debian's Chromium (never a downloaded browser).
+browser:
+	@test -x $(CHROMIUM) || ($(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null)
 
 lint: install
 	$(PY) -m ruff check eagle_widgets tests benchmarks
 
-test: install lint
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+test: install browser lint
+	HF_HUB_OFFLINE=1 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pytest -q
 
 bench: install
 	$(PY) benchmarks/engine.py
+	$(PY) benchmarks/sessions.py
+	$(PY) benchmarks/demo_model.py
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache
+	rm -rf $(VENV) demo-output .pytest_cache test-artifacts

@@ -4,13 +4,21 @@ from .core import Attribution, RegionSet, attribute
 
 __version__ = "0.1.0"
 
-__all__ = ["Attribution", "RegionSet", "attribute", "load_session", "__version__"]
+__all__ = ["Attribution", "Explorer", "RegionSet", "attribute", "load_demo_session", "load_session", "__version__"]
 
 
 def __getattr__(name):
-    # Model sessions pull in transformers; import them only when asked for.
+    # Model sessions pull in transformers: import them only when asked for.
     if name in ("load_session", "ModelSession", "Generation"):
         from . import models
 
         return getattr(models, name)
+    if name in ("Explorer", "TokenStrip", "HeatmapView", "ModalityChart", "CurvesView"):
+        from . import widgets
+
+        return getattr(widgets, name)
+    if name == "load_demo_session":
+        from .demo import load_demo_session
+
+        return load_demo_session
     raise AttributeError(f"module 'eagle_widgets' has no attribute {name!r}")

@@ -1,8 +1,9 @@
-"""Command line: `eagle-widgets engine-demo` runs the engine end to end on a synthetic scorer."""
+"""Command line: `eagle-widgets explain` for any image and model, `eagle-widgets demo` on a demo scene."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -10,83 +11,117 @@ import numpy as np
 
 
 def _terminal_progress(update) -> None:
-    eta = "" if update.eta_s is None else f", eta {update.eta_s:5.1f} s"
-    sys.stderr.write(f"\r  {update.mode:<10} step {update.step:3d}/{update.total_steps} "
-                     f"evaluations {update.evaluations}/{update.total_evaluations}{eta}   ")
+    eta = "" if update.eta_s is None else f", about {update.eta_s:4.0f} s left"
+    sys.stderr.write(f"\r  {update.mode}: {update.step:3d}/{update.total_steps} regions, "
+                     f"{update.evaluations}/{update.total_evaluations} evaluations{eta}   ")
     if update.step == update.total_steps:
         sys.stderr.write("\n")
     sys.stderr.flush()
 
 
-def _synthetic_scene(size: int = 160):
-    """A light background with a red disc; the 'token' is only likely when the disc is visible."""
-    yy, xx = np.mgrid[0:size, 0:size]
-    img = np.full((size, size, 3), (225, 220, 205), np.uint8)
-    disc = (yy - size * 0.35) ** 2 + (xx - size * 0.6) ** 2 < (size * 0.16) ** 2
-    img[disc] = (200, 30, 30)
-    return img, disc
+def _load_image(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    from .core.errors import InputError
+    from .core.images import as_rgb_uint8
+
+    try:
+        with Image.open(path) as im:
+            return as_rgb_uint8(im)
+    except FileNotFoundError:
+        raise InputError(f"no such image file: {path}") from None
+    except (UnidentifiedImageError, OSError) as err:
+        raise InputError(f"cannot read {path} as an image ({err})") from None
 
 
-def engine_demo(out: Path, n_segments: int) -> int:
-    from .core import EvidenceScorer, RegionSet, attribute
+def _pick_tokens(gen, tokens, words) -> list[int] | None:
+    from .core.errors import InputError
 
-    image, disc = _synthetic_scene()
-    regions = RegionSet.slic(image, n_segments=n_segments)
-    overlap = np.bincount(regions.labels[disc], minlength=regions.n)
-    evidence = int(np.argmax(overlap))
-    scorer = EvidenceScorer(regions.n, [None, evidence], prior=[0.97, 0.05])
-    print(f"synthetic scene: {regions.n} SLICO regions; token 'red' needs region {evidence}, token 'a' does not")
+    if words:
+        stripped = [t.strip() for t in gen.tokens]
+        missing = [w for w in words if w not in stripped]
+        if missing:
+            raise InputError(f"the answer has no token {missing[0]!r}; its tokens are {stripped}")
+        return sorted({stripped.index(w) for w in words})
+    return tokens or None
+
+
+def _write(out: Path, name: str, result, gen, reliance) -> None:
+    from .figures import explanation_figure
+
+    result.save(out / f"{name}.eagle")
+    delta = np.clip(reliance.p_full - reliance.p_black, 0, 1)
+    fig = explanation_figure(gen.image, gen.tokens, delta, result, result.info["targets"], gen.special,
+                             title=f"{gen.prompt} → {gen.text}")
+    fig.savefig(out / f"{name}.png", dpi=110)
+    m = result.metrics()
+    print(f"  {name}: tokens {result.token_labels}, {result.evaluations} evaluations in "
+          f"{result.timings['total_s']:.1f} s, insertion AUC {m['insertion_auc']:.3f}, "
+          f"deletion AUC {m['deletion_auc']:.3f} -> {out / name}.eagle, {out / name}.png")
+
+
+def _explain(session, image, prompt, out: Path, tokens, words, mode, regions, max_new_tokens) -> int:
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for mode in ("exact", "efficient", "early_stop"):
-        r = attribute(scorer, regions, mode=mode, progress=_terminal_progress)
-        r.token_labels = ["a", "red"]
-        r.image = image
-        r.save(out / f"{mode}.eagle")
-        rows.append((mode, r.evaluations, r.timings["total_s"], r.insertion_auc, r.deletion_auc,
-                     r.pointing_game(mask=disc), r.reliance))
-    print(f"\n{'mode':<11}{'evals':>7}{'time s':>9}{'ins AUC':>9}{'del AUC':>9}{'PG':>5}  reliance a / red")
-    for mode, ev, t, ins, dele, pg, rel in rows:
-        print(f"{mode:<11}{ev:>7}{t:>9.3f}{ins:>9.4f}{dele:>9.4f}{'hit' if pg else 'miss':>5}"
-              f"  {rel[0]:.3f} / {rel[1]:.3f}")
-    _save_map_png(out / "exact.png", image, out / "exact.eagle")
-    print(f"\nwrote {out}/{{exact,efficient,early_stop}}.eagle and {out}/exact.png")
+    gen = session.generate(image, prompt, max_new_tokens=max_new_tokens)
+    print(f"Q: {prompt}\nA: {gen.text}")
+    print("tokens: " + " ".join(f"[{i}]{t!r}" for i, t in enumerate(gen.tokens)))
+    reliance = session.reliance(gen)
+    selection = _pick_tokens(gen, tokens, words)
+    result = session.explain(gen, tokens=selection, regions=regions, mode=mode, progress=_terminal_progress)
+    _write(out, "attribution", result, gen, reliance)
+    (out / "answer.json").write_text(json.dumps({
+        "prompt": prompt, "answer": gen.text, "tokens": gen.tokens, "token_ids": gen.token_ids,
+        "p_image": reliance.p_full.tolist(), "p_black": reliance.p_black.tolist(),
+        "sensitive": reliance.sensitive.tolist(), "model": session.name}, indent=1))
     return 0
-
-
-def _save_map_png(path: Path, image, bundle: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .core import Attribution
-
-    r = Attribution.load(bundle)
-    fig, ax = plt.subplots(figsize=(3.2, 3.2), dpi=100)
-    ax.imshow(image)
-    ax.imshow(r.pixel_map(smooth=2), cmap="jet", alpha=0.45, vmin=0, vmax=1)
-    ax.set_axis_off()
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="eagle-widgets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("engine-demo", help="run the EAGLE engine on a synthetic scorer and save the results")
-    demo.add_argument("--out", type=Path, default=Path("demo-output"))
-    demo.add_argument("--regions", type=int, default=36, help="number of SLICO superpixels (d)")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--out", type=Path, default=Path("eagle-output"), help="folder for the results")
+    common.add_argument("--mode", default="efficient", choices=["exact", "efficient", "early_stop"])
+    common.add_argument("--regions", type=int, default=36, help="number of SLICO superpixels (d)")
+    common.add_argument("--max-new-tokens", type=int, default=48)
+    ex = sub.add_parser("explain", parents=[common], help="explain a model's answer about an image")
+    ex.add_argument("--image", type=Path, required=True)
+    ex.add_argument("--prompt", required=True)
+    ex.add_argument("--model", default=None, help="Hugging Face model id or folder (default: the demo model)")
+    ex.add_argument("--device", default=None)
+    ex.add_argument("--dtype", default="auto")
+    ex.add_argument("--tokens", type=int, nargs="*", help="indices of the answer tokens (default: all)")
+    ex.add_argument("--words", nargs="*", help="explain these answer words instead of indices")
+    demo = sub.add_parser("demo", parents=[common], help="explain the demo model's caption of a demo scene")
+    demo.add_argument("--seed", type=int, default=1_000_021)
     args = parser.parse_args(argv)
-    from .core import EagleError
+
+    from .core.errors import EagleError
 
     try:
-        if args.command == "engine-demo":
-            return engine_demo(args.out, args.regions)
+        if args.command == "demo":
+            from .demo import CAPTION_PROMPT, UNBIASED, load_demo_session, make_scene
+
+            scene = make_scene(args.seed, bias=UNBIASED)
+            print(f"demo scene {args.seed}: {scene.caption}")
+            session = load_demo_session()
+            words = [scene.objects[0].shape]
+            return _explain(session, scene.image, CAPTION_PROMPT, args.out, None, words, args.mode, args.regions,
+                            args.max_new_tokens)
+        from .models import load_session
+
+        image = _load_image(args.image)
+        if args.model is None:
+            from .demo import load_demo_session
+
+            session = load_demo_session()
+        else:
+            session = load_session(args.model, device=args.device, dtype=args.dtype)
+        return _explain(session, image, args.prompt, args.out, args.tokens, args.words, args.mode, args.regions,
+                        args.max_new_tokens)
     except EagleError as err:
         print(f"eagle-widgets: {err}", file=sys.stderr)
         return 2
-    return 1
 
 
 if __name__ == "__main__":

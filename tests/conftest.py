@@ -1,5 +1,41 @@
 import os
+import sys
+from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+@pytest.fixture(scope="session")
+def model_root(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("tiny-models"))
+
+
+@pytest.fixture(scope="session")
+def sessions(model_root):
+    """Tiny random-weight sessions by family name, built once per test run."""
+    from tiny_models import tiny_model_dir
+
+    from eagle_widgets import load_session
+
+    cache = {}
+
+    def get(family):
+        if family not in cache:
+            cache[family] = load_session(str(tiny_model_dir(family, model_root)), device="cpu")
+        return cache[family]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def demo_session():
+    from eagle_widgets.demo import WEIGHTS, load_demo_session
+
+    if not (WEIGHTS / "model.safetensors").exists():
+        pytest.skip("the demo model weights are not built")
+    return load_demo_session()

@@ -176,7 +176,7 @@ def test_auto_batch_size_is_bounded(sessions, generations):
 
 # -- bad input ------------------------------------------------------------------------------------
 def test_text_only_model_is_refused(model_root):
-    from tiny_models import tiny_model_dir
+    from tiny_models import tiny_model_dir  # noqa: I001
 
     path = tiny_model_dir("text_only", model_root)
     with pytest.raises(NotAVisionLanguageModel, match="not a vision-language model"):

@@ -1,0 +1,246 @@
+"""`Explorer`: the token strip, heatmap, modality chart and curves, linked, with a background worker."""
+
+from __future__ import annotations
+
+import base64
+import html
+import threading
+import time
+
+import ipywidgets as W
+import numpy as np
+
+from ..core.attribution import Attribution
+from ..core.errors import EagleError, InputError
+from ..core.search import MODES
+from .views import CurvesView, HeatmapView, ModalityChart, TokenStrip, _check_selection
+
+
+class Explorer(W.VBox):
+    """Ask a question about an image and explore, token by token, where the model looked.
+
+    `Explorer(session, image, prompt, **params)` generates the answer and shows it as a token strip
+    coloured by reliance on the image. Selecting tokens (click, shift-click, ctrl-click, or
+    `explorer.select([...])`) runs EAGLE in a background thread; `explorer.wait()` blocks until it ends.
+    `params`: mode ("exact", "efficient", "early_stop"), regions (SLICO d), lambda1, lambda2,
+    max_new_tokens, batch_size, auto_run, and the mode's own parameters.
+    """
+
+    def __init__(self, session, image, prompt: str, *, mode: str = "efficient", regions: int = 36,
+                 lambda1: float = 1.0, lambda2: float = 1.0, max_new_tokens: int = 48, batch_size: int | None = None,
+                 auto_run: bool = True, **mode_params):
+        if mode not in MODES:
+            raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+        self.session = session
+        self.generation = session.generate(image, prompt, max_new_tokens=max_new_tokens)
+        self.reliance = session.reliance(self.generation)
+        self.mode_params = dict(mode_params)
+        self.batch_size = batch_size
+        self.auto_run = auto_run
+        self.result: Attribution | None = None
+        self.error: str | None = None
+        self.state = "idle"  # idle, running, done, cancelled, error
+        self._cache: dict = {}
+        self._worker: threading.Thread | None = None
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()
+        self._last_ui = 0.0
+
+        gen, rel = self.generation, self.reliance
+        delta = np.clip(rel.p_full - rel.p_black, 0, 1)
+        self.strip = TokenStrip(gen.tokens, reliance=delta, special=gen.special)
+        self.chart = ModalityChart.from_reliance(rel, special=gen.special)
+        self.heatmap = HeatmapView(gen.image)
+        self.curves = CurvesView()
+        W.link((self.strip, "selection"), (self.chart, "selection"))
+
+        self.mode_control = W.Dropdown(options=list(MODES), value=mode, description="mode",
+                                       layout=W.Layout(width="190px"))
+        self.regions_control = W.BoundedIntText(value=regions, min=4, max=400, description="regions",
+                                                layout=W.Layout(width="150px"))
+        self.lambda1_control = W.BoundedFloatText(value=lambda1, min=0, max=10, step=0.1, description="λ1",
+                                                  layout=W.Layout(width="120px"))
+        self.lambda2_control = W.BoundedFloatText(value=lambda2, min=0, max=10, step=0.1, description="λ2",
+                                                  layout=W.Layout(width="120px"))
+        self.run_button = W.Button(description="Run", icon="play", button_style="primary",
+                                   layout=W.Layout(width="80px"))
+        self.cancel_button = W.Button(description="Cancel", icon="stop", disabled=True, layout=W.Layout(width="90px"))
+        self.progress = W.FloatProgress(value=0, min=0, max=1, layout=W.Layout(width="220px"))
+        self.status = W.HTML(self._status_html("Select tokens in the answer to see where the model looked."))
+        self.run_button.on_click(lambda _: self.run())
+        self.cancel_button.on_click(lambda _: self.cancel())
+        self.strip.observe(self._on_selection, names="selection")
+
+        header = W.HTML(f"<b>Q:</b> {html.escape(gen.prompt)} &nbsp; <b>A:</b> {html.escape(gen.text)} "
+                        f"<span style='color:#777'>({html.escape(session.name)})</span>")
+        controls = W.HBox([self.mode_control, self.regions_control, self.lambda1_control, self.lambda2_control,
+                           self.run_button, self.cancel_button], layout=W.Layout(flex_flow="row wrap"))
+        views = W.HBox([self.heatmap, W.VBox([self.curves, self.chart])], layout=W.Layout(flex_flow="row wrap"))
+        super().__init__([header, self.strip, controls, W.HBox([self.progress, self.status]), views])
+
+    # -- public API -----------------------------------------------------------------------------
+    @property
+    def selection(self) -> list[int]:
+        return list(self.strip.selection)
+
+    def select(self, tokens) -> Explorer:
+        """Select tokens (indices into the answer) as a click would; runs the explanation if auto_run."""
+        if isinstance(tokens, (int, np.integer)):
+            tokens = [int(tokens)]
+        picked = _check_selection(tokens, len(self.generation.tokens))
+        if picked == self.strip.selection and self.auto_run:
+            self.run()  # re-selecting the same tokens still shows (or re-runs) their explanation
+        else:
+            self.strip.selection = picked
+        return self
+
+    def params(self) -> dict:
+        return {"mode": self.mode_control.value, "regions": int(self.regions_control.value),
+                "lambda1": float(self.lambda1_control.value), "lambda2": float(self.lambda2_control.value),
+                **self.mode_params}
+
+    def run(self) -> None:
+        """Explain the current selection with the current controls (cached results come back at once)."""
+        selection = self.selection
+        if not selection:
+            self._set_status("Select at least one token first.")
+            return
+        params = self.params()
+        key = (tuple(selection), tuple(sorted(params.items())))
+        self._stop_worker()
+        if key in self._cache:
+            self._show(self._cache[key], f"Cached: {self._summary(self._cache[key])}")
+            self.state = "done"
+            return
+        self._cancel = threading.Event()
+        self.state, self.error = "running", None
+        self.progress.value, self.progress.bar_style = 0, ""
+        self.run_button.disabled, self.cancel_button.disabled = True, False
+        self.heatmap.clear()
+        self.curves.clear()
+        self._set_status(f"Explaining {self._labels(selection)} ({params['mode']}, {params['regions']} regions)…")
+        self._worker = threading.Thread(target=self._work, args=(key, selection, params, self._cancel), daemon=True,
+                                        name="eagle-explorer")
+        self._worker.start()
+
+    def cancel(self) -> None:
+        """Stop the running explanation; what was ranked so far stays as a partial result."""
+        self._cancel.set()
+
+    def wait(self, timeout: float | None = None) -> Attribution | None:
+        """Block until the current run ends (or `timeout` seconds pass); returns `result`."""
+        worker = self._worker
+        if worker is not None:
+            worker.join(timeout)
+        return self.result
+
+    def _on_selection(self, change) -> None:
+        if change["new"]:
+            if self.auto_run:
+                self.run()
+            return
+        self._stop_worker()
+        self.result, self.state = None, "idle"
+        self.heatmap.clear()
+        self.curves.clear()
+        self._set_status("Select tokens in the answer to see where the model looked.")
+
+    # -- worker ---------------------------------------------------------------------------------
+    def _work(self, key, selection, params, cancel: threading.Event) -> None:
+        started = time.perf_counter()
+        p = dict(params)
+        mode, regions = p.pop("mode"), p.pop("regions")
+        try:
+            result = self.session.explain(self.generation, tokens=selection, regions=regions, mode=mode,
+                                          batch_size=self.batch_size, progress=self._on_progress, cancel=cancel, **p)
+        except EagleError as err:
+            self._fail(str(err))
+            return
+        except Exception as err:  # keep the kernel alive and say what went wrong in the widget
+            self._fail(f"{type(err).__name__}: {err}")
+            return
+        finally:
+            self.run_button.disabled, self.cancel_button.disabled = False, True
+        if cancel.is_set() and not result.complete:
+            self.state = "cancelled"
+            self.result = result
+            if result.order:
+                self.heatmap.show(result)
+                self.curves.show(result)
+            self.progress.bar_style = "warning"
+            self._set_status(f"Cancelled after {len(result.order)}/{result.num_regions} regions "
+                             f"({result.evaluations} evaluations). Partial map shown.")
+            return
+        with self._lock:
+            self._cache[key] = result
+        self.progress.value, self.progress.bar_style = 1.0, "success"
+        self.state = "done"
+        self._show(result, f"Done in {time.perf_counter() - started:.1f} s: {self._summary(result)}")
+
+    def _on_progress(self, update) -> None:
+        now = time.perf_counter()
+        if now - self._last_ui < 0.1 and update.step < update.total_steps:
+            return  # keep the front end from drowning in messages
+        self._last_ui = now
+        self.progress.value = update.fraction
+        eta = "" if update.eta_s is None else f", about {update.eta_s:.0f} s left"
+        self._set_status(f"{update.mode}: {update.step}/{update.total_steps} regions ranked, "
+                         f"{update.evaluations}/{update.total_evaluations} evaluations{eta}")
+        self.heatmap.show_partial_order(update.order, update.total_steps)
+
+    def _fail(self, message: str) -> None:
+        self.state, self.error = "error", message
+        self.progress.bar_style = "danger"
+        self._set_status(f"Error: {message}", error=True)
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _stop_worker(self) -> None:
+        if self._worker is not None and self._worker.is_alive():
+            self._cancel.set()
+            self._worker.join()
+
+    def _show(self, result: Attribution, message: str) -> None:
+        self.result = result
+        self.heatmap.show(result)
+        self.curves.show(result)
+        self._set_status(message)
+
+    def _labels(self, selection) -> str:
+        words = [repr(self.generation.tokens[i]) for i in selection[:4]]
+        return ", ".join(words) + (f" and {len(selection) - 4} more" if len(selection) > 4 else "")
+
+    @staticmethod
+    def _summary(r: Attribution) -> str:
+        return (f"{r.evaluations} evaluations, insertion AUC {r.insertion_auc:.3f}, "
+                f"deletion AUC {r.deletion_auc:.3f}")
+
+    def _set_status(self, text: str, error: bool = False) -> None:
+        self.status.value = self._status_html(text, error)
+
+    @staticmethod
+    def _status_html(text: str, error: bool = False) -> str:
+        colour = "#b00020" if error else "#333"
+        return f"<span class='eagle-status' style='color:{colour}'>{html.escape(text)}</span>"
+
+    # -- display --------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return (f"Explorer(model={self.session.name!r}, answer={self.generation.text!r}, "
+                f"tokens={len(self.generation.tokens)}, selection={self.selection!r}, state={self.state!r})")
+
+    def snapshot_png(self) -> bytes:
+        """A picture of the current state (what a saved notebook shows without a kernel)."""
+        from ..figures import explanation_figure, figure_png
+
+        fig = explanation_figure(self.generation.image, self.generation.tokens, self.strip.reliance,
+                                 self.result if self.state in ("done", "cancelled") else None, self.selection,
+                                 self.generation.special, title=f"{self.generation.prompt} → {self.generation.text}")
+        return figure_png(fig)
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        if data is not None:
+            data["text/plain"] = repr(self)
+            data["image/png"] = base64.b64encode(self.snapshot_png()).decode()
+        return bundle
+

@@ -1,0 +1,59 @@
+"""The shipped demo model: it loads offline through load_session and behaves as its model card says."""
+
+import numpy as np
+import pytest
+
+from eagle_widgets import load_demo_session
+from eagle_widgets.demo import CAPTION_PROMPT, UNBIASED, WEIGHTS, colour_prompt, make_scene, presence_prompt
+
+pytestmark = pytest.mark.skipif(not (WEIGHTS / "model.safetensors").exists(), reason="demo weights not built")
+HELD_OUT = 10 ** 6
+
+
+@pytest.fixture(scope="module")
+def session():
+    return load_demo_session()
+
+
+def test_loads_as_a_real_llava(session):
+    from transformers import LlavaForConditionalGeneration, LlavaProcessor
+
+    assert isinstance(session.model, LlavaForConditionalGeneration)
+    assert isinstance(session.processor, LlavaProcessor)
+    assert sum(p.numel() for p in session.model.parameters()) < 2_000_000
+
+
+def test_captions_and_answers_on_held_out_scenes(session):
+    scenes = [make_scene(HELD_OUT + i, bias=UNBIASED) for i in range(12)]
+    captions = [session.generate(s.image, CAPTION_PROMPT, max_new_tokens=24).text for s in scenes]
+    assert np.mean([c.replace(".", " .").split() == s.caption.split() for c, s in zip(captions, scenes)]) >= 0.75
+    s = scenes[0]
+    shape = s.objects[0].shape
+    assert session.generate(s.image, presence_prompt(shape), 3).text == "yes"
+    assert session.generate(s.image, colour_prompt(shape), 3).text == s.objects[0].colour
+
+
+def test_prompts_are_case_and_whitespace_insensitive(session):
+    s = make_scene(HELD_OUT + 3, bias=UNBIASED)
+    a = session.generate(s.image, CAPTION_PROMPT).token_ids
+    b = session.generate(s.image, "  Describe   the IMAGE. ").token_ids
+    assert a == b
+    assert len(session.generate(s.image, "tell me a story").token_ids) >= 1  # anything still gets an answer
+
+
+def test_colour_and_shape_words_rely_on_the_image(session):
+    s = make_scene(HELD_OUT + 5, bias=UNBIASED, n_objects=1)
+    gen = session.generate(s.image, CAPTION_PROMPT)
+    rel = session.reliance(gen)
+    words = [t.strip() for t in gen.tokens]
+    assert rel.p_full[words.index(s.objects[0].colour)] - rel.p_black[words.index(s.objects[0].colour)] > 0.5
+    assert rel.p_black[words.index("a")] > 0.9
+
+
+def test_word_level_attribution_points_at_the_object(session):
+    s = make_scene(HELD_OUT + 11, bias=UNBIASED, n_objects=2)
+    gen = session.generate(s.image, CAPTION_PROMPT)
+    words = [t.strip() for t in gen.tokens]
+    target = s.objects[1]
+    result = session.explain(gen, tokens=[len(words) - 1 - words[::-1].index(target.shape)], regions=26)
+    assert result.pointing_game(mask=target.mask)

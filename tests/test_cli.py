@@ -1,0 +1,41 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from eagle_widgets.cli import main
+
+
+def test_explain_with_a_model_folder(tmp_path, model_root, capsys):
+    from tiny_models import tiny_model_dir
+
+    image = tmp_path / "scene.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (60, 80, 3), dtype=np.uint8)).save(image)
+    out = tmp_path / "out"
+    code = main(["explain", "--image", str(image), "--prompt", "What is this?", "--model",
+                 str(tiny_model_dir("llava", model_root)), "--tokens", "0", "--regions", "8", "--mode", "early_stop",
+                 "--max-new-tokens", "3", "--out", str(out)])
+    assert code == 0
+    assert (out / "attribution.eagle").exists() and (out / "attribution.png").exists()
+    answer = json.loads((out / "answer.json").read_text())
+    assert len(answer["tokens"]) == len(answer["p_image"]) <= 3
+    assert "A: " in capsys.readouterr().out
+
+
+def test_demo_command(tmp_path, demo_session):
+    assert main(["demo", "--out", str(tmp_path), "--regions", "16"]) == 0
+    from eagle_widgets.core import Attribution
+
+    result = Attribution.load(tmp_path / "attribution.eagle")
+    assert result.complete and result.num_tokens == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--image", "missing.png"], "no such image file"),
+    (["--image", __file__], "cannot read"),
+])
+def test_bad_input_gives_a_clear_message(tmp_path, args, message, capsys):
+    code = main(["explain", *args, "--prompt", "hi", "--out", str(tmp_path)])
+    assert code == 2
+    assert message in capsys.readouterr().err
