@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from eagle_widgets.core import RegionSet
 from eagle_widgets.demo import (
     CAPTION_PROMPT,

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from tiny_models import tiny_model_dir  # noqa: E402
-
 from eagle_widgets import load_session  # noqa: E402
 from eagle_widgets.core import RegionSet, attribute  # noqa: E402
+
+from tiny_models import tiny_model_dir  # noqa: E402
 
 
 def scene(h=224, w=224, seed=0):

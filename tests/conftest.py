@@ -18,9 +18,9 @@ def model_root(tmp_path_factory):
 @pytest.fixture(scope="session")
 def sessions(model_root):
     """Tiny random-weight sessions by family name, built once per test run."""
-    from tiny_models import tiny_model_dir
-
     from eagle_widgets import load_session
+
+    from tiny_models import tiny_model_dir
 
     cache = {}
 

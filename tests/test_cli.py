@@ -2,9 +2,8 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from eagle_widgets.cli import main
+from PIL import Image
 
 
 def test_explain_with_a_model_folder(tmp_path, model_root, capsys):

@@ -84,55 +84,41 @@ def _qwen_tokenizer():
                            "<|image_pad|>", "<|video_pad|>"], eos_token="<|im_end|>", pad_token="<|endoftext|>")
 
 
-def build_qwen2_5_vl(out: Path) -> Path:
-    from transformers import (
-        Qwen2_5_VLConfig,
-        Qwen2_5_VLForConditionalGeneration,
-        Qwen2_5_VLProcessor,
-        Qwen2VLImageProcessor,
-    )
-
+def _qwen_vl(out: Path, config_cls, model_cls, processor_cls, vision: dict) -> Path:
     from eagle_widgets.models.processors import image_only_processor_class
+    from transformers import Qwen2VLImageProcessor
 
     tok = _qwen_tokenizer()
     ip = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112)
     template = CHATML.replace("IMAGE_SLOT", "<|vision_start|><|image_pad|><|vision_end|>")
-    proc = image_only_processor_class(Qwen2_5_VLProcessor)(ip, tok, chat_template=template)
+    proc = image_only_processor_class(processor_cls)(ip, tok, chat_template=template)
     txt = dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                num_key_value_heads=2, rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3],
                                                        "rope_theta": 1e6},
-               eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    vis = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
-               fullatt_block_indexes=[1], window_size=112)
+               bos_token_id=None, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     ids = {k: tok.convert_tokens_to_ids(v) for k, v in [("image_token_id", "<|image_pad|>"),
            ("video_token_id", "<|video_pad|>"), ("vision_start_token_id", "<|vision_start|>"),
            ("vision_end_token_id", "<|vision_end|>")]}
-    cfg = Qwen2_5_VLConfig(vision_config=vis, text_config=txt, **ids)
-    return _save(Qwen2_5_VLForConditionalGeneration(cfg), proc, out)
+    return _save(model_cls(config_cls(vision_config=vision, text_config=txt, **ids)), proc, out)
+
+
+def build_qwen2_5_vl(out: Path) -> Path:
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
+
+    vision = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
+                  fullatt_block_indexes=[1], window_size=112)
+    return _qwen_vl(out, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor, vision)
 
 
 def build_qwen2_vl(out: Path) -> Path:
-    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLImageProcessor, Qwen2VLProcessor
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
 
-    from eagle_widgets.models.processors import image_only_processor_class
-
-    tok = _qwen_tokenizer()
-    ip = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112)
-    template = CHATML.replace("IMAGE_SLOT", "<|vision_start|><|image_pad|><|vision_end|>")
-    proc = image_only_processor_class(Qwen2VLProcessor)(ip, tok, chat_template=template)
-    txt = dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-               num_key_value_heads=2, rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3],
-                                                       "rope_theta": 1e6},
-               eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    vis = dict(depth=2, embed_dim=32, hidden_size=64, mlp_ratio=2, num_heads=2)
-    ids = {k: tok.convert_tokens_to_ids(v) for k, v in [("image_token_id", "<|image_pad|>"),
-           ("video_token_id", "<|video_pad|>"), ("vision_start_token_id", "<|vision_start|>"),
-           ("vision_end_token_id", "<|vision_end|>")]}
-    cfg = Qwen2VLConfig(vision_config=vis, text_config=txt, **ids)
-    return _save(Qwen2VLForConditionalGeneration(cfg), proc, out)
+    vision = dict(depth=2, embed_dim=32, hidden_size=64, mlp_ratio=2, num_heads=2)
+    return _qwen_vl(out, Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor, vision)
 
 
 def build_internvl(out: Path) -> Path:
+    from eagle_widgets.models.processors import image_only_processor_class
     from transformers import (
         GotOcr2ImageProcessor,
         InternVLConfig,
@@ -141,8 +127,6 @@ def build_internvl(out: Path) -> Path:
         InternVLVisionConfig,
         Qwen3Config,
     )
-
-    from eagle_widgets.models.processors import image_only_processor_class
 
     tok = make_tokenizer(["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<img>", "</img>", "<IMG_CONTEXT>", "<video>"],
                          eos_token="<|im_end|>", pad_token="<|endoftext|>",
@@ -171,46 +155,29 @@ def _idefics_tokenizer():
                           eos_token="<end_of_utterance>", pad_token="<pad>")
 
 
-def build_idefics3(out: Path) -> Path:
-    from transformers import (
-        Idefics3Config,
-        Idefics3ForConditionalGeneration,
-        Idefics3ImageProcessor,
-        Idefics3Processor,
-        Idefics3VisionConfig,
-    )
+def _idefics(out: Path, names: tuple[str, str, str, str, str], image_only: bool) -> Path:
+    import transformers
+    from eagle_widgets.models.processors import image_only_processor_class
 
+    config_cls, model_cls, ip_cls, proc_cls, vision_cls = (getattr(transformers, n) for n in names)
     tok = _idefics_tokenizer()
-    ip = Idefics3ImageProcessor(do_image_splitting=False, size={"longest_edge": 112},
-                                max_image_size={"longest_edge": 112})
-    proc = Idefics3Processor(ip, tok, image_seq_len=16, chat_template=IDEFICS_TEMPLATE)
-    vis = Idefics3VisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                               image_size=112, patch_size=14)
-    cfg = Idefics3Config(vision_config=vis, text_config=_llama(tok), scale_factor=2,
-                         image_token_id=proc.image_token_id)
-    return _save(Idefics3ForConditionalGeneration(cfg), proc, out)
+    ip = ip_cls(do_image_splitting=False, size={"longest_edge": 112}, max_image_size={"longest_edge": 112})
+    proc_cls = image_only_processor_class(proc_cls) if image_only else proc_cls
+    proc = proc_cls(ip, tok, image_seq_len=16, chat_template=IDEFICS_TEMPLATE)
+    vis = vision_cls(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                     image_size=112, patch_size=14)
+    cfg = config_cls(vision_config=vis, text_config=_llama(tok), scale_factor=2, image_token_id=proc.image_token_id)
+    return _save(model_cls(cfg), proc, out)
+
+
+def build_idefics3(out: Path) -> Path:
+    return _idefics(out, ("Idefics3Config", "Idefics3ForConditionalGeneration", "Idefics3ImageProcessor",
+                          "Idefics3Processor", "Idefics3VisionConfig"), image_only=False)
 
 
 def build_smolvlm(out: Path) -> Path:
-    from transformers import (
-        SmolVLMConfig,
-        SmolVLMForConditionalGeneration,
-        SmolVLMImageProcessor,
-        SmolVLMProcessor,
-        SmolVLMVisionConfig,
-    )
-
-    from eagle_widgets.models.processors import image_only_processor_class
-
-    tok = _idefics_tokenizer()
-    ip = SmolVLMImageProcessor(do_image_splitting=False, size={"longest_edge": 112},
-                               max_image_size={"longest_edge": 112})
-    proc = image_only_processor_class(SmolVLMProcessor)(ip, tok, image_seq_len=16, chat_template=IDEFICS_TEMPLATE)
-    vis = SmolVLMVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                              image_size=112, patch_size=14)
-    cfg = SmolVLMConfig(vision_config=vis, text_config=_llama(tok), scale_factor=2,
-                        image_token_id=proc.image_token_id)
-    return _save(SmolVLMForConditionalGeneration(cfg), proc, out)
+    return _idefics(out, ("SmolVLMConfig", "SmolVLMForConditionalGeneration", "SmolVLMImageProcessor",
+                          "SmolVLMProcessor", "SmolVLMVisionConfig"), image_only=True)
 
 
 def build_text_only(out: Path) -> Path:

@@ -199,16 +199,36 @@ def _schedule(step: int, total: int, warmup: int, floor: float = 0.05) -> float:
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
+class _Optimiser:
+    """AdamW steps with warm-up and cosine decay, gradient clipping at 1.0 and a smoothed loss in the log."""
+
+    def __init__(self, groups, clipped, steps: int, warmup: int, stage: str, log):
+        self.opt = torch.optim.AdamW(groups, betas=(0.9, 0.98))
+        self.base = [g["lr"] for g in self.opt.param_groups]
+        self.clipped, self.steps, self.warmup, self.stage, self.log = clipped, steps, warmup, stage, log
+        self.ema = None
+
+    def step(self, step: int, loss: torch.Tensor) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.clipped, 1.0)
+        scale = _schedule(step, self.steps, self.warmup)
+        for g, b in zip(self.opt.param_groups, self.base):
+            g["lr"] = b * scale
+        self.opt.step()
+        self.ema = loss.item() if self.ema is None else 0.98 * self.ema + 0.02 * loss.item()
+        if step % 200 == 0 or step == self.steps - 1:
+            self.log(f"{self.stage} step {step}/{self.steps} loss {self.ema:.4f}")
+
+
 def train_stage1(model, images, shapes, colours, steps: int, batch: int, lr: float, rng, log) -> None:
     tower = model.model.vision_tower
     hidden = model.config.vision_config.hidden_size
     heads = torch.nn.ModuleDict({"shape": torch.nn.Linear(hidden, len(SHAPES) + 1),
                                  "colour": torch.nn.Linear(hidden, len(COLOURS) + 1)})
     params = list(tower.named_parameters()) + list(heads.named_parameters())
-    opt = torch.optim.AdamW(_param_groups(params, lr, 0.05), betas=(0.9, 0.98))
-    base = [g["lr"] for g in opt.param_groups]
+    opt = _Optimiser(_param_groups(params, lr, 0.05), [p for _, p in params], steps, 100, "stage 1", log)
     tower.train()
-    ema = None
     for step in range(steps):
         idx = rng.integers(0, len(images), batch)
         pv = to_pixel_values(images[idx])
@@ -217,43 +237,23 @@ def train_stage1(model, images, shapes, colours, steps: int, batch: int, lr: flo
                                                   torch.from_numpy(shapes[idx]).flatten())
                 + torch.nn.functional.cross_entropy(heads["colour"](feats).flatten(0, 1),
                                                     torch.from_numpy(colours[idx]).flatten()))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for _, p in params], 1.0)
-        scale = _schedule(step, steps, 100)
-        for g, b in zip(opt.param_groups, base):
-            g["lr"] = b * scale
-        opt.step()
-        ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
-        if step % 200 == 0 or step == steps - 1:
-            log(f"stage 1 step {step}/{steps} loss {ema:.4f}")
+        opt.step(step, loss)
 
 
 def train_stage2(model, prompts: Prompts, images, texts, steps: int, batch: int, lr: float, rng, log) -> None:
     vision = [(n, p) for n, p in model.named_parameters() if "vision_tower" in n]
     rest = [(n, p) for n, p in model.named_parameters() if "vision_tower" not in n]
     groups = _param_groups(rest, lr, 0.05) + _param_groups(vision, lr * 0.25, 0.05)
-    opt = torch.optim.AdamW(groups, betas=(0.9, 0.98))
-    base = [g["lr"] for g in opt.param_groups]
+    opt = _Optimiser(groups, list(model.parameters()), steps, 150, "stage 2", log)
     pad = prompts.tok.pad_token_id
     model.train()
-    ema = None
     for step in range(steps):
         idx = rng.integers(0, len(images), batch)
         ids, labels, mask = make_batch(prompts, rng, [texts[i] for i in idx], pad)
         out = model(input_ids=ids, attention_mask=mask, pixel_values=to_pixel_values(images[idx]))
         logits = out.logits[:, :-1].reshape(-1, out.logits.shape[-1])
         loss = torch.nn.functional.cross_entropy(logits, labels[:, 1:].reshape(-1), ignore_index=-100)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        scale = _schedule(step, steps, 150)
-        for g, b in zip(opt.param_groups, base):
-            g["lr"] = b * scale
-        opt.step()
-        ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
-        if step % 200 == 0 or step == steps - 1:
-            log(f"stage 2 step {step}/{steps} loss {ema:.4f}")
+        opt.step(step, loss)
     model.eval()
 
 

@@ -22,6 +22,21 @@ class _View(anywidget.AnyWidget):
     _view = traitlets.Unicode("").tag(sync=True)
 
 
+class _TokenView(_View):
+    """A view of the answer's tokens with a selection that is checked against them."""
+
+    tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    special = traitlets.List(traitlets.Bool()).tag(sync=True)
+    selection = traitlets.List(traitlets.Int()).tag(sync=True)
+
+    @traitlets.validate("selection")
+    def _valid_selection(self, proposal):
+        return _check_selection(proposal["value"], len(self.tokens))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(tokens={self.tokens!r}, selection={self.selection!r})"
+
+
 def _normalise(values) -> list[float]:
     """Min-max over one answer, so colours compare tokens of this answer with each other."""
     v = np.asarray(values, dtype=np.float64)
@@ -42,41 +57,28 @@ def _check_selection(selection, n: int) -> list[int]:
     return picked
 
 
-class TokenStrip(_View):
+class TokenStrip(_TokenView):
     """The generated tokens as chips coloured from language prior (blue) to perceptual evidence (red).
 
     Click selects one token, shift-click a range, ctrl/cmd-click toggles; arrows and space/enter work.
     """
 
     _view = traitlets.Unicode("strip").tag(sync=True)
-    tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
     reliance = traitlets.List(traitlets.Float(allow_none=True)).tag(sync=True)
-    special = traitlets.List(traitlets.Bool()).tag(sync=True)
-    selection = traitlets.List(traitlets.Int()).tag(sync=True)
 
     def __init__(self, tokens=(), reliance=None, special=None, **kwargs):
         tokens = list(tokens)
         super().__init__(tokens=tokens, reliance=_normalise(reliance) if reliance is not None else [None] * len(tokens),
                          special=list(special) if special is not None else [False] * len(tokens), **kwargs)
 
-    @traitlets.validate("selection")
-    def _valid_selection(self, proposal):
-        return _check_selection(proposal["value"], len(self.tokens))
 
-    def __repr__(self) -> str:
-        return f"TokenStrip(tokens={self.tokens!r}, selection={self.selection!r})"
-
-
-class ModalityChart(_View):
+class ModalityChart(_TokenView):
     """Per-token reliance bars with p(token | image) and p(token | black image); selecting here selects there."""
 
     _view = traitlets.Unicode("modality").tag(sync=True)
-    tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
     reliance = traitlets.List(traitlets.Float()).tag(sync=True)
     p_full = traitlets.List(traitlets.Float()).tag(sync=True)
     p_black = traitlets.List(traitlets.Float()).tag(sync=True)
-    special = traitlets.List(traitlets.Bool()).tag(sync=True)
-    selection = traitlets.List(traitlets.Int()).tag(sync=True)
 
     @classmethod
     def from_reliance(cls, reliance, special=None) -> ModalityChart:
@@ -84,13 +86,6 @@ class ModalityChart(_View):
         return cls(tokens=list(reliance.tokens), reliance=[float(x) for x in delta],
                    p_full=[float(x) for x in reliance.p_full], p_black=[float(x) for x in reliance.p_black],
                    special=list(special) if special is not None else [False] * len(reliance.tokens))
-
-    @traitlets.validate("selection")
-    def _valid_selection(self, proposal):
-        return _check_selection(proposal["value"], len(self.tokens))
-
-    def __repr__(self) -> str:
-        return f"ModalityChart(tokens={self.tokens!r}, selection={self.selection!r})"
 
 
 def png_bytes(image: np.ndarray) -> bytes:

@@ -3,9 +3,9 @@
 import json
 
 import pytest
-from conftest import ARTIFACTS
-
 from eagle_widgets.demo import UNBIASED, make_scene
+
+from conftest import ARTIFACTS
 
 pytestmark = pytest.mark.browser
 SEED = 10 ** 6 + 21

@@ -4,7 +4,6 @@ import zipfile
 
 import numpy as np
 import pytest
-
 from eagle_widgets.core import Attribution, BundleError, LogisticScorer, RegionSet, attribute
 
 

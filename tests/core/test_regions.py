@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
-from PIL import Image
-
 from eagle_widgets.core import InputError, RegionSet, as_rgb_uint8
+from PIL import Image
 
 
 def noise(h, w, seed=0):

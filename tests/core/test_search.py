@@ -3,9 +3,6 @@ import threading
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from eagle_widgets.core import (
     MODES,
     EvidenceScorer,
@@ -15,6 +12,8 @@ from eagle_widgets.core import (
     ScorerError,
     attribute,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def naive_exact_greedy(scorer, n, lam1=1.0, lam2=1.0):

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from eagle_widgets import load_demo_session
 from eagle_widgets.demo import CAPTION_PROMPT, UNBIASED, WEIGHTS, colour_prompt, make_scene, presence_prompt
 

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from eagle_widgets.demo import (
     CAPTION_PROMPT,
     COLOURS,

@@ -1,5 +1,4 @@
 import numpy as np
-
 from eagle_widgets.demo import TRAINING_BIAS, make_scene
 from eagle_widgets.demo.train import augment, main, patch_labels
 

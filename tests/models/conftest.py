@@ -1,4 +1,5 @@
 import numpy as np
+
 from tiny_models import BUILDERS
 
 FAMILIES = list(BUILDERS)

@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 import torch
-from conftest import ALIGNED, FAMILIES, scene
-
 from eagle_widgets import load_session
 from eagle_widgets.core import Attribution, InputError, RegionSet
 from eagle_widgets.models import Generation, NotAVisionLanguageModel
 from eagle_widgets.models.scoring import MaskedInputScorer, ModelError, PixelSpaceScorer
+
+from conftest import ALIGNED, FAMILIES, scene
 
 PROMPT = "Describe the image in one sentence."
 

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from eagle_widgets.core import EvidenceScorer, InputError, RegionSet, attribute
 from eagle_widgets.widgets import CurvesView, HeatmapView, ModalityChart, TokenStrip
 

@@ -1,0 +1,74 @@
+"""Make notebooks fit to commit: no execution counts, no widget state, no huge outputs.
+
+    python scripts/clean_notebooks.py notebooks/*.ipynb          # clean in place
+    python scripts/clean_notebooks.py --check notebooks/*.ipynb  # exit 1 if any is not clean
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+MAX_NOTEBOOK_BYTES = 400_000
+MAX_OUTPUT_BYTES = 150_000
+
+
+def problems(nb: dict) -> list[str]:
+    found = []
+    if "widgets" in nb.get("metadata", {}):
+        found.append("stores widget state (metadata.widgets)")
+    for i, cell in enumerate(nb.get("cells", [])):
+        if cell.get("cell_type") != "code":
+            continue
+        if cell.get("execution_count") is not None:
+            found.append(f"cell {i} has execution count {cell['execution_count']}")
+        for out in cell.get("outputs", []):
+            if out.get("execution_count") is not None:
+                found.append(f"cell {i} output has execution count {out['execution_count']}")
+            size = len(json.dumps(out))
+            if size > MAX_OUTPUT_BYTES:
+                found.append(f"cell {i} has an output of {size} bytes")
+    return found
+
+
+def clean(nb: dict) -> dict:
+    nb.get("metadata", {}).pop("widgets", None)
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        cell["execution_count"] = None
+        cell.get("metadata", {}).pop("execution", None)
+        kept = []
+        for out in cell.get("outputs", []):
+            if "execution_count" in out:
+                out["execution_count"] = None
+            if len(json.dumps(out)) <= MAX_OUTPUT_BYTES:
+                kept.append(out)
+        cell["outputs"] = kept
+    return nb
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--check", action="store_true")
+    parser.add_argument("paths", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    bad = 0
+    for path in args.paths:
+        nb = json.loads(path.read_text())
+        if args.check:
+            found = problems(nb)
+            if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+                found.append(f"is {path.stat().st_size} bytes")
+            for p in found:
+                print(f"{path}: {p}")
+            bad += bool(found)
+        else:
+            path.write_text(json.dumps(clean(nb), indent=1, ensure_ascii=False) + "\n")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
