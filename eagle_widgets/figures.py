@@ -42,12 +42,11 @@ def draw_token_strip(ax, tokens, reliance, selection=(), special=None, *, fontsi
 def explanation_figure(image, tokens, reliance, result: Attribution | None = None, selection=(), special=None,
                        title: str | None = None):
     """Image with the attribution map, the token strip, and the insertion/deletion curves."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(8.0, 4.2), dpi=80)
+    FigureCanvasAgg(fig)  # a canvas of its own: no pyplot state, safe in a worker thread
     grid = fig.add_gridspec(2, 2, height_ratios=[1, 4], width_ratios=[1, 1.1])
     draw_token_strip(fig.add_subplot(grid[0, :]), tokens, reliance, selection, special)
     ax = fig.add_subplot(grid[1, 0])

@@ -149,11 +149,13 @@ class Prompts:
         return self.tok(text, add_special_tokens=False)["input_ids"] + [self.eos]
 
 
-def sample_task(rng, texts: dict) -> tuple[str, str]:
-    r = rng.random()
-    if r < 0.5 or (r >= 0.8 and not texts["colours"]):
+def sample_task(rng, texts: dict, kind: str) -> tuple[str, str]:
+    """One prompt and its answer: a caption, a balanced presence question, or a colour question."""
+    if kind == "colour" and not texts["colours"]:
+        kind = "presence"
+    if kind == "caption":
         return CAPTION_PROMPT, texts["caption"]
-    if r < 0.8:
+    if kind == "presence":
         present = texts["present"]
         if present and rng.random() < 0.5:
             return presence_prompt(present[int(rng.integers(len(present)))]), "yes"
@@ -163,13 +165,18 @@ def sample_task(rng, texts: dict) -> tuple[str, str]:
     return colour_prompt(shape), texts["colours"][shape]
 
 
+# Each image is asked three things in a step; its vision features are computed once and shared.
+TASKS_PER_IMAGE = ("caption", "presence", "colour")
+
+
 def make_batch(prompts: Prompts, rng, texts_batch, pad_id: int):
     seqs, labels = [], []
     for texts in texts_batch:
-        q, a = sample_task(rng, texts)
-        p, ans = prompts.ids[q], prompts.answer(a)
-        seqs.append(p + ans)
-        labels.append([-100] * len(p) + ans)
+        for kind in TASKS_PER_IMAGE:
+            q, a = sample_task(rng, texts, kind)
+            p, ans = prompts.ids[q], prompts.answer(a)
+            seqs.append(p + ans)
+            labels.append([-100] * len(p) + ans)
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad_id)
     lab = torch.full((len(seqs), width), -100)
@@ -250,7 +257,10 @@ def train_stage2(model, prompts: Prompts, images, texts, steps: int, batch: int,
     for step in range(steps):
         idx = rng.integers(0, len(images), batch)
         ids, labels, mask = make_batch(prompts, rng, [texts[i] for i in idx], pad)
-        out = model(input_ids=ids, attention_mask=mask, pixel_values=to_pixel_values(images[idx]))
+        features = model.model.get_image_features(pixel_values=to_pixel_values(images[idx]), vision_feature_layer=-1,
+                                                  vision_feature_select_strategy="default", return_dict=True)
+        features.pooler_output = [f for f in features.pooler_output for _ in TASKS_PER_IMAGE]
+        out = model(input_ids=ids, attention_mask=mask, mm_encoder_outputs={"image": features})
         logits = out.logits[:, :-1].reshape(-1, out.logits.shape[-1])
         loss = torch.nn.functional.cross_entropy(logits, labels[:, 1:].reshape(-1), ignore_index=-100)
         opt.step(step, loss)
@@ -263,8 +273,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scenes", type=int, default=30000)
     parser.add_argument("--stage1-steps", type=int, default=1800)
-    parser.add_argument("--stage2-steps", type=int, default=4000)
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--stage2-steps", type=int, default=5000)
+    parser.add_argument("--batch", type=int, default=64, help="images per stage-1 step")
+    parser.add_argument("--stage2-images", type=int, default=32, help="images per stage-2 step, each asked 3 things")
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2, help="processes generating the scenes")
@@ -285,7 +296,7 @@ def main(argv=None) -> int:
     model = build_model(tokenizer)
     train_stage1(model, images, shapes, colours, args.stage1_steps, args.batch, args.lr, rng, log)
     log("stage 2: whole model on captions and questions")
-    train_stage2(model, Prompts(processor), images, texts, args.stage2_steps, args.batch, args.lr, rng, log)
+    train_stage2(model, Prompts(processor), images, texts, args.stage2_steps, args.stage2_images, args.lr, rng, log)
     args.out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(args.out)
     processor.save_pretrained(args.out)

@@ -271,12 +271,13 @@ def _eos_ids(model, tokenizer) -> list[int]:
 
 def _display_tokens(tokenizer, ids: list[int]) -> list[str]:
     """Each token's text as it appears in the decoded answer (incremental decoding keeps multi-byte
-    characters and word-piece joins right); special tokens keep their names."""
+    characters and word-piece joins right); special tokens show their plain names."""
+    special = set(getattr(tokenizer, "all_special_ids", []))
     out, prev = [], ""
     for i in range(len(ids)):
         text = tokenizer.decode(ids[: i + 1], skip_special_tokens=False, clean_up_tokenization_spaces=False)
-        piece = text[len(prev):] if text.startswith(prev) else tokenizer.convert_ids_to_tokens(ids[i])
-        out.append(piece if piece else tokenizer.convert_ids_to_tokens(ids[i]))
+        piece = text[len(prev):] if text.startswith(prev) else ""
+        out.append(tokenizer.convert_ids_to_tokens(ids[i]) if ids[i] in special or not piece else piece)
         prev = text
     return out
 
@@ -311,7 +312,15 @@ def load_session(model, processor=None, *, device: str | None = None, dtype: str
     if getattr(config, "vision_config", None) is None:
         raise NotAVisionLanguageModel(f"{source} is not a vision-language model: its config (model_type "
                                       f"{getattr(config, 'model_type', '?')!r}) has no vision tower")
-    model_obj = _load_model(source, config, torch_dtype, device_map, trust_remote_code, revision)
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a progress bar per load clutters notebook outputs
+    try:
+        model_obj = _load_model(source, config, torch_dtype, device_map, trust_remote_code, revision)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     if device_map is None:
         model_obj = model_obj.to(target_device)
     proc = processor if processor is not None else load_processor(source, config, trust_remote_code, revision)

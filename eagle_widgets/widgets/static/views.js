@@ -198,10 +198,12 @@ function renderModality({ model, el: root }) {
   function draw() {
     const tokens = model.get("tokens"), rel = model.get("reliance"), pf = model.get("p_full"), pb = model.get("p_black");
     const sel = new Set(model.get("selection")), special = model.get("special");
-    const bw = 26, H = 120, W = Math.max(200, tokens.length * bw + 40);
-    const s = svg("svg", { width: W, height: H + 70, class: "eagle-chart" });
-    s.append(svg("line", { x1: 30, y1: H, x2: W, y2: H, stroke: "#888" }));
-    s.append(Object.assign(svg("text", { x: 2, y: 12, "font-size": 10 }), { textContent: "reliance" }));
+    const bw = 26, T = 18, H = 120, W = Math.max(200, tokens.length * bw + 40);
+    const s = svg("svg", { width: W, height: T + H + 70, class: "eagle-chart" });
+    const g0 = svg("g", { transform: `translate(0 ${T})` });
+    s.append(Object.assign(svg("text", { x: 2, y: 12, "font-size": 10 }), { textContent: "reliance on the image" }));
+    s.append(g0);
+    g0.append(svg("line", { x1: 30, y1: H, x2: W, y2: H, stroke: "#888" }));
     tokens.forEach((tok, i) => {
       const x = 34 + i * bw, v = Math.max(0, Math.min(1, rel[i] ?? 0));
       const g = svg("g", { class: "eagle-bar" + (sel.has(i) ? " eagle-selected" : ""), "data-index": i });
@@ -222,7 +224,7 @@ function renderModality({ model, el: root }) {
         setSelection(model, nextSelection(model.get("selection"), i, ev, anchor));
         if (!ev.shiftKey) anchor = i;
       });
-      s.append(g);
+      g0.append(g);
     });
     const legend = el("div", "eagle-chart-legend", "bars: reliance on the image · ● p(token | image) · ○ p(token | black image)");
     root.replaceChildren(s, legend);
