@@ -1,4 +1,4 @@
-# The two commands of the README: `make demo` (the main job on the embedded demo model) and `make test`.
+# The two commands of the README: `make lab` (JupyterLab on the quickstart, embedded demo model) and `make test`.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: install demo test lint browser bench clean
+.PHONY: install lab demo test lint browser bench notebooks clean
 
 install: $(VENV)/.installed
 
@@ -18,6 +18,10 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install -q -e ".[test]"
 	touch $@
 
+lab: install
+	$(VENV)/bin/jupyter lab notebooks/01_quickstart.ipynb
+
+# Headless: explain the demo model's caption of a demo scene, writing a bundle and a figure.
 demo: install
 	$(VENV)/bin/eagle-widgets demo --out demo-output
 
@@ -30,7 +34,14 @@ lint: install
 	$(PY) -m ruff check eagle_widgets tests benchmarks
 
 test: install browser lint
-	HF_HUB_OFFLINE=1 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pytest -q
+	HF_HUB_OFFLINE=1 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pytest -q tests notebooks \
+		--nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
+
+# Re-execute the notebooks and store clean outputs (no execution counts, no widget state).
+notebooks: install
+	for nb in notebooks/*.ipynb; do \
+		$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace "$$nb" || exit 1; done
+	$(PY) scripts/clean_notebooks.py notebooks/*.ipynb
 
 bench: install
 	$(PY) benchmarks/engine.py

@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     ex.add_argument("--tokens", type=int, nargs="*", help="indices of the answer tokens (default: all)")
     ex.add_argument("--words", nargs="*", help="explain these answer words instead of indices")
     demo = sub.add_parser("demo", parents=[common], help="explain the demo model's caption of a demo scene")
-    demo.add_argument("--seed", type=int, default=1_000_021)
+    demo.add_argument("--seed", type=int, default=1_000_025)
     args = parser.parse_args(argv)
 
     from .core.errors import EagleError

@@ -1,4 +1,8 @@
-"""Make notebooks fit to commit: no execution counts, no widget state, no huge outputs.
+"""Make notebooks fit to commit: canonical execution counts, no widget state, no huge outputs.
+
+nbval only compares cells that carry an execution count, so counts cannot simply be dropped; they are
+normalised instead to 1, 2, 3, ... over the code cells, so a re-run never shows up as a diff and an
+out-of-order (stale) count is caught by --check.
 
     python scripts/clean_notebooks.py notebooks/*.ipynb          # clean in place
     python scripts/clean_notebooks.py --check notebooks/*.ipynb  # exit 1 if any is not clean
@@ -19,34 +23,32 @@ def problems(nb: dict) -> list[str]:
     found = []
     if "widgets" in nb.get("metadata", {}):
         found.append("stores widget state (metadata.widgets)")
-    for i, cell in enumerate(nb.get("cells", [])):
-        if cell.get("cell_type") != "code":
-            continue
-        if cell.get("execution_count") is not None:
-            found.append(f"cell {i} has execution count {cell['execution_count']}")
+    for n, (i, cell) in enumerate(_code_cells(nb), start=1):
+        expected = n if cell.get("outputs") else None
+        if cell.get("execution_count") != expected:
+            found.append(f"cell {i} has execution count {cell.get('execution_count')} (expected {expected})")
         for out in cell.get("outputs", []):
-            if out.get("execution_count") is not None:
-                found.append(f"cell {i} output has execution count {out['execution_count']}")
+            if "execution_count" in out and out["execution_count"] != expected:
+                found.append(f"cell {i} output has a stale execution count {out['execution_count']}")
             size = len(json.dumps(out))
             if size > MAX_OUTPUT_BYTES:
                 found.append(f"cell {i} has an output of {size} bytes")
     return found
 
 
+def _code_cells(nb: dict):
+    return [(i, c) for i, c in enumerate(nb.get("cells", [])) if c.get("cell_type") == "code"]
+
+
 def clean(nb: dict) -> dict:
     nb.get("metadata", {}).pop("widgets", None)
-    for cell in nb.get("cells", []):
-        if cell.get("cell_type") != "code":
-            continue
-        cell["execution_count"] = None
+    for n, (_, cell) in enumerate(_code_cells(nb), start=1):
         cell.get("metadata", {}).pop("execution", None)
-        kept = []
-        for out in cell.get("outputs", []):
+        cell["outputs"] = [out for out in cell.get("outputs", []) if len(json.dumps(out)) <= MAX_OUTPUT_BYTES]
+        cell["execution_count"] = n if cell["outputs"] else None
+        for out in cell["outputs"]:
             if "execution_count" in out:
-                out["execution_count"] = None
-            if len(json.dumps(out)) <= MAX_OUTPUT_BYTES:
-                kept.append(out)
-        cell["outputs"] = kept
+                out["execution_count"] = cell["execution_count"]
     return nb
 
 

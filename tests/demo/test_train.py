@@ -26,7 +26,8 @@ def test_patch_labels_follow_the_masks():
 
 def test_training_smoke(tmp_path):
     out = tmp_path / "weights"
-    assert main(["--out", str(out), "--scenes", "48", "--stage1-steps", "2", "--stage2-steps", "2", "--batch", "8", "--stage2-images", "4",
+    assert main(["--out", str(out), "--scenes", "48", "--stage1-steps", "2", "--stage2-steps", "2", "--batch", "8",
+                 "--stage2-images", "4",
                  "--workers", "1", "--threads", "1"]) == 0
     from eagle_widgets.demo import load_demo_session
 
