@@ -13,7 +13,7 @@ import threading
 import time
 
 from eagle_widgets import Explorer, load_demo_session
-from eagle_widgets.demo import CAPTION_PROMPT, UNBIASED, make_scene
+from eagle_widgets.demo import CAPTION_PROMPT, SHAPES, UNBIASED, make_scene
 from eagle_widgets.widgets import TokenStrip
 
 
@@ -29,7 +29,8 @@ def main() -> None:
         TokenStrip(gen.tokens, reliance=(rel.p_full - rel.p_black).clip(0, 1), special=gen.special)
         colour_s.append(time.perf_counter() - t0)
         ex = Explorer(session, scene.image, CAPTION_PROMPT, mode="efficient", regions=36)
-        word = [t.strip() for t in ex.generation.tokens].index(scene.objects[0].shape)
+        words = [t.strip() for t in ex.generation.tokens]
+        word = next(i for i, w in enumerate(words) if w in SHAPES)  # a shape word of the model's own answer
         seen = threading.Event()
         ex.heatmap.observe(lambda change, seen=seen: seen.set(), names="opacity")
         t0 = time.perf_counter()

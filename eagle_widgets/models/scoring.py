@@ -215,4 +215,4 @@ def choose_batch_size(device: torch.device, config, seq_len: int, pixel_numel: i
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(max(1, min(256, math.floor(0.5 * free / per_sample))))
-    return int(max(1, min(128, cpu_memory_budget() // per_sample)))
+    return int(max(1, min(64, cpu_memory_budget() // per_sample)))

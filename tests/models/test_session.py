@@ -172,7 +172,7 @@ def test_out_of_memory_halves_the_batch(sessions, generations, monkeypatch):
 def test_auto_batch_size_is_bounded(sessions, generations):
     s, g = sessions("llava"), generations("llava")
     scorer = s.scorer(g, regions=6)
-    assert 1 <= scorer.batch_size <= 128
+    assert 1 <= scorer.batch_size <= 64
 
 
 # -- bad input ------------------------------------------------------------------------------------
