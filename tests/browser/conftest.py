@@ -36,10 +36,8 @@ def browser():
         b.close()
 
 
-@pytest.fixture(scope="session")
-def lab(tmp_path_factory):
-    """(base_url, notebook_dir) of a JupyterLab server with a clean workspace and no news toasts."""
-    root = tmp_path_factory.mktemp("lab")
+def _serve(root: Path, module: str, extra: list[str]):
+    """Start a Jupyter server app on a free port with a clean workspace and no news toasts."""
     notebooks, settings, workspaces = root / "notebooks", root / "settings", root / "workspaces"
     for d in (notebooks, settings, workspaces):
         d.mkdir()
@@ -48,12 +46,11 @@ def lab(tmp_path_factory):
     (plugin / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false",
                                                                           "checkForUpdates": False}))
     port = _free_port()
-    log = open(root / "lab.log", "w")
+    log = open(root / "server.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip", "127.0.0.1", f"--port={port}",
-         "--ServerApp.token=", "--ServerApp.password=", "--allow-root", "--LabApp.expose_app_in_browser=True",
-         f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={workspaces}",
-         f"--ServerApp.root_dir={notebooks}"],
+        [sys.executable, "-m", module, "--no-browser", "--ip", "127.0.0.1", f"--port={port}",
+         "--ServerApp.token=", "--ServerApp.password=", "--allow-root", f"--ServerApp.root_dir={notebooks}",
+         *[arg.format(settings=settings, workspaces=workspaces) for arg in extra]],
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
@@ -63,16 +60,41 @@ def lab(tmp_path_factory):
             break
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited: {(root / 'lab.log').read_text()[-2000:]}") from None
+                raise RuntimeError(f"{module} exited: {(root / 'server.log').read_text()[-2000:]}") from None
             time.sleep(0.5)
     else:
         proc.kill()
-        raise RuntimeError("JupyterLab did not start within 90 s")
-    yield url, notebooks
+        raise RuntimeError(f"{module} did not start within 90 s")
+    return proc, url, notebooks, log
+
+
+def _stop(proc, log) -> None:
     proc.terminate()
     try:
         proc.wait(15)
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
-    shutil.rmtree(workspaces, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory):
+    """(base_url, notebook_dir) of a JupyterLab 4 server."""
+    root = tmp_path_factory.mktemp("lab")
+    proc, url, notebooks, log = _serve(root, "jupyterlab", [
+        "--LabApp.expose_app_in_browser=True", "--LabApp.user_settings_dir={settings}",
+        "--LabApp.workspaces_dir={workspaces}"])
+    yield url, notebooks
+    _stop(proc, log)
+    shutil.rmtree(root / "workspaces", ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def notebook7(tmp_path_factory):
+    """(base_url, notebook_dir) of a Jupyter Notebook 7 server."""
+    pytest.importorskip("notebook")
+    root = tmp_path_factory.mktemp("nb7")
+    proc, url, notebooks, log = _serve(root, "notebook", [
+        "--JupyterNotebookApp.user_settings_dir={settings}", "--JupyterNotebookApp.workspaces_dir={workspaces}"])
+    yield url, notebooks
+    _stop(proc, log)

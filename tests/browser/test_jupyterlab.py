@@ -1,4 +1,4 @@
-"""The Explorer in a real JupyterLab: click a token, see the heatmap change, cancel a run."""
+"""The Explorer in a real JupyterLab 4 and Notebook 7: click a token, see the heatmap change, cancel a run."""
 
 import json
 
@@ -72,4 +72,39 @@ def test_click_explain_and_cancel_in_jupyterlab(lab, browser, demo_session):
     page.wait_for_selector(".eagle-status:has-text('Cancelled')", timeout=60_000)
     page.screenshot(path=str(ARTIFACTS / "explorer-cancelled.png"), full_page=True)
     assert not [e for e in errors if "eagle" in e.lower()], errors
+    page.close()
+
+
+def test_explorer_in_notebook_7(notebook7, browser, demo_session):
+    url, root = notebook7
+    scene = make_scene(SEED, bias=UNBIASED, n_objects=2)
+    (root / "nb7.ipynb").write_text(json.dumps(notebook([
+        "from eagle_widgets import Explorer, load_demo_session\n"
+        "from eagle_widgets.demo import UNBIASED, make_scene\n"
+        f"scene = make_scene({SEED}, bias=UNBIASED, n_objects=2)\n"
+        "ex = Explorer(load_demo_session(), scene.image, 'describe the image .', regions=16)\n"
+        "ex",
+    ])))
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page.goto(f"{url}/notebooks/nb7.ipynb")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+    # The indicator can say idle before the kernel is connected, and keys sent then are lost: retry.
+    for _ in range(6):
+        page.locator(".jp-Cell .cm-content").first.click()
+        page.keyboard.press("Shift+Enter")
+        try:
+            page.wait_for_selector(".eagle-chip", timeout=20_000)
+            break
+        except Exception:
+            continue
+    page.wait_for_selector(".eagle-chip", timeout=1_000)
+    chips = page.locator(".eagle-chip")
+    words = [t.strip() for t in chips.all_inner_texts()]
+    before = overlay(page)
+    chips.nth(words.index(scene.objects[0].colour)).click()
+    page.wait_for_selector(".eagle-status:has-text('Done')", timeout=90_000)
+    assert overlay(page) != before
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "explorer-notebook7.png"), full_page=True)
     page.close()
