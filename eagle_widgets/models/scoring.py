@@ -20,8 +20,10 @@ class ModelError(EagleError, RuntimeError):
 class TeacherForcedSequence:
     """The prompt plus the generated tokens up to (not including) the last target, with the target rows."""
 
-    def __init__(self, prompt_inputs: dict[str, torch.Tensor], generated_ids: list[int], targets: list[int],
-                 target_ids: list[int]):
+    def __init__(self, prompt_text: str, prompt_inputs: dict[str, torch.Tensor], generated_ids: list[int],
+                 targets: list[int], target_ids: list[int]):
+        self.prompt_text = prompt_text
+        self.targets = list(targets)
         ids = prompt_inputs["input_ids"]
         self.prompt_len = ids.shape[1]
         fed = torch.tensor(generated_ids[: max(targets)], dtype=ids.dtype).unsqueeze(0)
@@ -127,9 +129,8 @@ class MaskedInputScorer(_ModelScorer):
     def __init__(self, session, sequence, regions, image: np.ndarray, batch_size=None):
         super().__init__(session, sequence, regions, batch_size or 1)
         adapter = session.adapter
-        text = session.adapter_text_for(sequence)
-        full = adapter.encode([image], text)
-        black = adapter.encode([np.zeros_like(image)], text)
+        full = adapter.encode([image], sequence.prompt_text)
+        black = adapter.encode([np.zeros_like(image)], sequence.prompt_text)
         if full["pixel_values"].shape != black["pixel_values"].shape:
             raise InputError("the processor lays out the image and a black image differently; "
                              "use path='reference' for this model")
@@ -175,7 +176,7 @@ class PixelSpaceScorer(_ModelScorer):
     def __init__(self, session, sequence, regions, image: np.ndarray, batch_size=None):
         super().__init__(session, sequence, regions, 1)
         self.image = image
-        self.text = session.adapter_text_for(sequence)
+        self.text = sequence.prompt_text
 
     def __call__(self, visible: torch.Tensor) -> torch.Tensor:
         rows = []

@@ -188,9 +188,6 @@ class ModelSession:
             raise InputError(f"the regions are {rs.shape[1]}x{rs.shape[0]} but the image is {w}x{h}")
         return rs
 
-    def adapter_text_for(self, sequence: TeacherForcedSequence) -> str:
-        return sequence.prompt_text
-
     def scorer(self, generation: Generation, tokens=None, regions=64, *, path: str = "fast",
                target_ids=None, batch_size: int | None = None):
         """The engine's Scorer for `tokens` of `generation` over `regions` (an int d for SLICO, a RegionSet or a
@@ -204,8 +201,7 @@ class ModelSession:
             if len(ids) != len(targets):
                 raise InputError(f"target_ids has {len(ids)} entries for {len(targets)} selected tokens")
         prompt_inputs = self.adapter.encode([np.zeros_like(generation.image)], generation.prompt_text)
-        sequence = TeacherForcedSequence(prompt_inputs, generation.token_ids, [t + 0 for t in targets], ids)
-        sequence.prompt_text = generation.prompt_text
+        sequence = TeacherForcedSequence(generation.prompt_text, prompt_inputs, generation.token_ids, targets, ids)
         cls = {"fast": MaskedInputScorer, "reference": PixelSpaceScorer}.get(path)
         if cls is None:
             raise InputError(f"path must be 'fast' or 'reference', got {path!r}")
@@ -232,7 +228,7 @@ class ModelSession:
         scorer = self.scorer(generation, tokens, regions, path=path, target_ids=target_ids, batch_size=batch_size)
         result = attribute(scorer, scorer.regions, mode=mode, lambda1=lambda1, lambda2=lambda2,
                            batch_size=scorer.batch_size, progress=progress, cancel=cancel, **params)
-        targets = self._targets(generation, tokens)
+        targets = scorer.sequence.targets
         result.token_labels = [generation.tokens[t] for t in targets]
         result.image = generation.image
         result.info = {
