@@ -18,11 +18,16 @@ class ModelError(EagleError, RuntimeError):
 
 
 class TeacherForcedSequence:
-    """The prompt plus the generated tokens up to (not including) the last target, with the target rows."""
+    """The prompt plus the generated tokens up to (not including) the last target, with the target rows.
+
+    `prompt_inputs` are the processor's outputs for the prompt with an all-black image; their pixel values
+    are kept as the fast path's black baseline, so the black image is processed only once.
+    """
 
     def __init__(self, prompt_text: str, prompt_inputs: dict[str, torch.Tensor], generated_ids: list[int],
                  targets: list[int], target_ids: list[int]):
         self.prompt_text = prompt_text
+        self.black_pixel_values = prompt_inputs["pixel_values"]
         self.targets = list(targets)
         ids = prompt_inputs["input_ids"]
         self.prompt_len = ids.shape[1]
@@ -130,13 +135,13 @@ class MaskedInputScorer(_ModelScorer):
         super().__init__(session, sequence, regions, batch_size or 1)
         adapter = session.adapter
         full = adapter.encode([image], sequence.prompt_text)
-        black = adapter.encode([np.zeros_like(image)], sequence.prompt_text)
-        if full["pixel_values"].shape != black["pixel_values"].shape:
+        black = sequence.black_pixel_values
+        if full["pixel_values"].shape != black.shape:
             raise InputError("the processor lays out the image and a black image differently; "
                              "use path='reference' for this model")
         # Composed in float32 (lerp is exact at weights 0 and 1), cast to the model's dtype per batch.
         self.pv_full = full["pixel_values"].to(self.device, dtype=torch.float32)
-        self.pv_black = black["pixel_values"].to(self.device, dtype=torch.float32)
+        self.pv_black = black.to(self.device, dtype=torch.float32)
         self.pixel_dtype = session.model_dtype if full["pixel_values"].is_floating_point() \
             else full["pixel_values"].dtype
         layout = adapter.layout(regions.labels)
