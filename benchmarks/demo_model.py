@@ -124,13 +124,12 @@ def pointing(session, n, n_segments=26):
         seed += 1
         s = make_scene(seed, bias=UNBIASED, n_objects=2)
         gen = session.generate(s.image, CAPTION_PROMPT, max_new_tokens=20)
-        if gen.text.replace(" .", " .") != s.caption and " ".join(t.strip() for t in gen.tokens
-                                                                   if t.strip() != "</s>") != s.caption:
+        words = [t.strip() for t in gen.tokens]
+        if words[:-1] != s.caption.split():  # only scenes the model captions correctly (last token is </s>)
             continue
         k = len(hits) % 4  # colour(obj1), shape(obj1), colour(obj2), shape(obj2)
         obj = s.objects[k // 2]
         word = obj.colour if k % 2 == 0 else obj.shape
-        words = [t.strip() for t in gen.tokens]
         position = [i for i, w in enumerate(words) if w == word][0 if k < 2 else -1]
         regions = RegionSet.slic(s.image, n_segments=n_segments)
         t0 = time.perf_counter()

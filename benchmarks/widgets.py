@@ -26,7 +26,7 @@ def main() -> None:
         gen = session.generate(scene.image, CAPTION_PROMPT)
         t0 = time.perf_counter()  # the colouring step alone: two forward passes and the strip
         rel = session.reliance(gen)
-        TokenStrip(gen.tokens, reliance=(rel.p_full - rel.p_black).clip(0, 1), special=gen.special)
+        TokenStrip(gen.tokens, reliance=rel.evidence, special=gen.special)
         colour_s.append(time.perf_counter() - t0)
         ex = Explorer(session, scene.image, CAPTION_PROMPT, mode="efficient", regions=36)
         words = [t.strip() for t in ex.generation.tokens]

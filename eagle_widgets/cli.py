@@ -50,8 +50,7 @@ def _write(out: Path, name: str, result, gen, reliance) -> None:
     from .figures import explanation_figure
 
     result.save(out / f"{name}.eagle")
-    delta = np.clip(reliance.p_full - reliance.p_black, 0, 1)
-    fig = explanation_figure(gen.image, gen.tokens, delta, result, result.info["targets"], gen.special,
+    fig = explanation_figure(gen.image, gen.tokens, reliance.evidence, result, result.info["targets"], gen.special,
                              title=f"{gen.prompt} → {gen.text}")
     fig.savefig(out / f"{name}.png", dpi=110)
     m = result.metrics()

@@ -60,6 +60,11 @@ class Reliance:
         return self.p_full - self.p_black
 
     @property
+    def evidence(self) -> np.ndarray:
+        """How much each token gains from the image, clipped to [0, 1]: what the token strip colours by."""
+        return np.clip(self.delta, 0.0, 1.0)
+
+    @property
     def sensitive(self) -> np.ndarray:
         return self.delta > self.threshold
 

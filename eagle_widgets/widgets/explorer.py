@@ -47,8 +47,7 @@ class Explorer(W.VBox):
         self._last_ui = 0.0
 
         gen, rel = self.generation, self.reliance
-        delta = np.clip(rel.p_full - rel.p_black, 0, 1)
-        self.strip = TokenStrip(gen.tokens, reliance=delta, special=gen.special)
+        self.strip = TokenStrip(gen.tokens, reliance=rel.evidence, special=gen.special)
         self.chart = ModalityChart.from_reliance(rel, special=gen.special)
         self.heatmap = HeatmapView(gen.image)
         self.curves = CurvesView()

@@ -82,8 +82,7 @@ class ModalityChart(_TokenView):
 
     @classmethod
     def from_reliance(cls, reliance, special=None) -> ModalityChart:
-        delta = np.clip(reliance.p_full - reliance.p_black, 0, 1)
-        return cls(tokens=list(reliance.tokens), reliance=[float(x) for x in delta],
+        return cls(tokens=list(reliance.tokens), reliance=[float(x) for x in reliance.evidence],
                    p_full=[float(x) for x in reliance.p_full], p_black=[float(x) for x in reliance.p_black],
                    special=list(special) if special is not None else [False] * len(reliance.tokens))
 
