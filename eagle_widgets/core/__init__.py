@@ -18,13 +18,15 @@ from .metrics import (
     reliance_scores,
     sensitive_tokens,
 )
+from .protocol import pixel_bands, pixel_protocol, region_protocol, region_scores
 from .regions import RegionSet
 from .scorer import EvidenceScorer, LogisticScorer, Scorer
-from .search import DEFAULT_PARAMS, MODES, ProgressUpdate, attribute
+from .search import DEFAULT_PARAMS, MODES, ProgressUpdate, attribute, attribute_order
 
 __all__ = [
     "Attribution", "BundleError", "Correction", "DEFAULT_PARAMS", "EagleError", "EvidenceScorer", "InputError",
     "LogisticScorer", "MODES", "ProgressUpdate", "RegionSet", "Scorer", "ScorerError", "as_rgb_uint8",
-    "attribute", "auc", "correction_summary", "deletion_auc", "insertion_auc", "load_attribution",
-    "minimal_correction_ratio", "pointing_game", "reliance_scores", "save_attribution", "sensitive_tokens",
+    "attribute", "attribute_order", "auc", "correction_summary", "deletion_auc", "insertion_auc", "load_attribution",
+    "minimal_correction_ratio", "pixel_bands", "pixel_protocol", "pointing_game", "region_protocol",
+    "region_scores", "reliance_scores", "save_attribution", "sensitive_tokens",
 ]

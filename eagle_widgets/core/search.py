@@ -245,6 +245,20 @@ def attribute(scorer, regions, mode: str = "exact", lambda1: float = 1.0, lambda
         return search.result(order, params, complete=False)
 
 
+def attribute_order(scorer, regions, order, *, batch_size: int = 64, mode: str = "given order") -> Attribution:
+    """The insertion and deletion trajectories of a given region order (another method's ranking),
+    measured with the same scorer, so its curves and metrics compare directly with EAGLE's."""
+    regions = RegionSet.coerce(regions)
+    order = [int(r) for r in order]
+    if sorted(order) != list(range(regions.n)):
+        raise InputError(f"order must list each of the {regions.n} region labels once")
+    if getattr(scorer, "num_regions", regions.n) != regions.n:
+        raise InputError(f"the scorer scores {scorer.num_regions} regions but the image is split into {regions.n}")
+    search = _Search(scorer, regions, mode, 1.0, 1.0, int(batch_size), None, None)
+    search.endpoints()
+    return search.result(order, {}, complete=True)
+
+
 def _empty_result(search: _Search, params: dict) -> Attribution:
     t = search.ev.num_tokens
     nan = np.full(t, np.nan)

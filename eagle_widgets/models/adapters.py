@@ -5,6 +5,8 @@ Adapters are chosen from the model's config (`model_type`), never from the model
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from PIL import Image
@@ -91,12 +93,115 @@ class Adapter:
             planes.append(out["pixel_values"].round().to(torch.int64) << shift)
         return sum(planes) - 1
 
+    # -- image tokens -------------------------------------------------------------------------
+    def token_blocks(self, layout: torch.Tensor, inputs: dict) -> tuple[torch.Tensor, list[tuple[int, int]], int]:
+        """Group the model input into the image tokens the language model sees.
+
+        `layout` is `layout(labels)`. Returns ([n_tokens, k] labels each token covers (-1 = none),
+        the (rows, cols) of each token grid in token order, and the number of leading tokens outside any
+        grid (a CLS token)). Families whose token order is not a plain grid raise.
+        """
+        raise UnsupportedModel(f"the image-token layout of the {self.family} family is not mapped; "
+                               "token-based methods (LLaVA-CAM, TAM) need it")
+
+    def token_map(self, image_shape: tuple[int, int], inputs: dict) -> TokenPixelMap:
+        """Which image pixels each image token sees, found through `layout` on an image of pixel indices."""
+        h, w = image_shape
+        layout = self.layout(np.arange(h * w, dtype=np.int64).reshape(h, w))
+        blocks, grids, lead = self.token_blocks(layout, inputs)
+        return TokenPixelMap.build(blocks, grids, lead, (h, w))
+
+
+class UnsupportedModel(InputError):
+    """The method needs something this model family does not provide."""
+
+
+def _square_blocks(planes: torch.Tensor, block: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """[n, S, S] label planes cut into block x block tokens, row-major per plane -> [n * g * g, block**2]."""
+    n, s1, s2 = planes.shape
+    if s1 % block or s2 % block:
+        raise UnsupportedModel(f"the input side {s1}x{s2} is not a multiple of the token size {block}")
+    g1, g2 = s1 // block, s2 // block
+    tokens = planes.reshape(n, g1, block, g2, block).permute(0, 1, 3, 2, 4).reshape(n * g1 * g2, block * block)
+    return tokens, (g1, g2)
+
+
+@dataclass
+class TokenPixelMap:
+    """Image tokens <-> image pixels: spreads one value per image token back onto the image."""
+
+    token_index: np.ndarray  # [M] token of each (token, pixel) pair
+    pixel_index: np.ndarray  # [M] flat pixel of each pair
+    grids: list[tuple[int, int]]
+    lead: int  # tokens before the first grid (not spatial)
+    shape: tuple[int, int]
+    fill_from: np.ndarray  # [H*W] the nearest pixel some token sees, for each pixel
+    unseen: np.ndarray  # [H*W] bool: pixels far from anything the model sees (cropped away)
+
+    @property
+    def num_tokens(self) -> int:
+        return self.lead + sum(r * c for r, c in self.grids)
+
+    @classmethod
+    def build(cls, blocks: torch.Tensor, grids, lead: int, shape) -> TokenPixelMap:
+        from scipy.ndimage import distance_transform_edt
+
+        blocks = blocks.cpu().numpy()
+        tok = np.repeat(np.arange(blocks.shape[0]), blocks.shape[1])
+        pix = blocks.ravel()
+        keep = pix >= 0
+        tok, pix = tok[keep], pix[keep]
+        h, w = shape
+        seen = np.zeros(h * w, bool)
+        seen[pix] = True
+        if not seen.any():
+            raise UnsupportedModel("no image pixel reaches any image token")
+        dist, nearest = distance_transform_edt(~seen.reshape(h, w), return_indices=True)
+        step = np.sqrt(h * w / seen.sum())  # the input's sampling step in image pixels
+        fill = (nearest[0] * w + nearest[1]).ravel()
+        return cls(tok, pix, list(grids), int(lead), (h, w), fill, (dist > 2 * step + 1).ravel())
+
+    def to_pixels(self, token_values) -> np.ndarray:
+        """HxW float32: each pixel gets the mean value of the tokens that see it; unseen pixels the minimum."""
+        v = np.asarray(token_values, dtype=np.float64)
+        if v.shape != (self.num_tokens,):
+            raise InputError(f"expected {self.num_tokens} token values, got {v.shape}")
+        n = self.shape[0] * self.shape[1]
+        total = np.bincount(self.pixel_index, weights=v[self.token_index], minlength=n)
+        count = np.bincount(self.pixel_index, minlength=n)
+        mean = total / np.maximum(count, 1)
+        out = mean[self.fill_from]
+        out[self.unseen] = v[self.lead:].min() if len(v) > self.lead else 0.0
+        return out.reshape(self.shape).astype(np.float32)
+
+    def split_grids(self, token_values) -> list[np.ndarray]:
+        """The token values as one 2-D array per grid (tile), leading tokens dropped."""
+        v = np.asarray(token_values)
+        out, start = [], self.lead
+        for r, c in self.grids:
+            out.append(v[start:start + r * c].reshape(r, c))
+            start += r * c
+        return out
+
+    def join_grids(self, grids: list[np.ndarray], lead_values=None) -> np.ndarray:
+        lead = np.zeros(self.lead) if lead_values is None else np.asarray(lead_values, dtype=np.float64)
+        return np.concatenate([lead, *[g.ravel() for g in grids]])
+
 
 @register
 class LlavaAdapter(Adapter):
     family = "llava"
     model_types = ("llava",)
     layout_note = "CLIP: resize the shortest edge, centre crop, one square of patches"
+
+    def token_blocks(self, layout, inputs):
+        patch = self.model.config.vision_config.patch_size
+        tokens, grid = _square_blocks(layout[:, 0], patch)
+        lead = 0
+        if getattr(self.model.config, "vision_feature_select_strategy", "default") == "full":
+            tokens = torch.cat([torch.full((1, tokens.shape[1]), -1, dtype=tokens.dtype), tokens])
+            lead = 1  # the CLS token sees the whole image, not a place in it
+        return tokens, [grid] * layout.shape[0], lead
 
 
 @register
@@ -126,12 +231,27 @@ class QwenVLAdapter(Adapter):
             return {}
         return {"position_ids": (position_ids, 1)}
 
+    def token_blocks(self, layout, inputs):
+        # Rows of pixel_values are 14-px patches already ordered merge window by merge window.
+        merge = int(getattr(self.image_processor, "merge_size", 2))
+        grids = []
+        for t, h, w in inputs["image_grid_thw"].tolist():
+            grids += [(h // merge, w // merge)] * t
+        return layout.reshape(-1, merge * merge * layout.shape[1]), grids, 0
+
 
 @register
 class InternVLAdapter(Adapter):
     family = "internvl"
     model_types = ("internvl",)
     layout_note = "448-px tiles of the best aspect ratio plus a thumbnail, pixel-shuffled to 256 tokens each"
+
+    def token_blocks(self, layout, inputs):
+        cfg = self.model.config
+        block = int(round(cfg.vision_config.patch_size[0] if isinstance(cfg.vision_config.patch_size, (list, tuple))
+                          else cfg.vision_config.patch_size) / cfg.downsample_ratio)
+        tokens, grid = _square_blocks(layout[:, 0], block)  # tiles first, the thumbnail last
+        return tokens, [grid] * layout.shape[0], 0
 
 
 @register
@@ -140,3 +260,9 @@ class IdeficsAdapter(Adapter):
     model_types = ("idefics3", "smolvlm")
     nested_images = True
     layout_note = "resize the longest edge, optional splitting into tiles plus a global image, padded"
+
+    def token_blocks(self, layout, inputs):
+        cfg = self.model.config
+        planes = layout.reshape(-1, *layout.shape[-3:])[:, 0]  # [images, S, S]
+        tokens, grid = _square_blocks(planes, cfg.vision_config.patch_size * cfg.scale_factor)
+        return tokens, [grid] * planes.shape[0], 0

@@ -20,14 +20,15 @@ class ModelError(EagleError, RuntimeError):
 class TeacherForcedSequence:
     """The prompt plus the generated tokens up to (not including) the last target, with the target rows.
 
-    `prompt_inputs` are the processor's outputs for the prompt with an all-black image; their pixel values
-    are kept as the fast path's black baseline, so the black image is processed only once.
+    `prompt_inputs` are the processor's outputs for the prompt with one image; its `pixel_values` are kept.
+    Scorers encode the all-black image here (their baseline, so it is processed only once); methods that
+    read the model's internals encode the real image.
     """
 
     def __init__(self, prompt_text: str, prompt_inputs: dict[str, torch.Tensor], generated_ids: list[int],
                  targets: list[int], target_ids: list[int]):
         self.prompt_text = prompt_text
-        self.black_pixel_values = prompt_inputs["pixel_values"]
+        self.pixel_values = prompt_inputs["pixel_values"]
         self.targets = list(targets)
         ids = prompt_inputs["input_ids"]
         self.prompt_len = ids.shape[1]
@@ -43,6 +44,13 @@ class TeacherForcedSequence:
             self.text_inputs[key] = value
         self.keep = torch.tensor([self.prompt_len + t - 1 for t in targets], dtype=torch.long)
         self.target_ids = torch.tensor(target_ids, dtype=torch.long)
+
+    def model_inputs(self, device, dtype) -> dict[str, torch.Tensor]:
+        """The whole teacher-forced input (text and this sequence's image) on `device`."""
+        inputs = {k: v.to(device) for k, v in self.text_inputs.items()}
+        pv = self.pixel_values
+        inputs["pixel_values"] = pv.to(device, dtype=dtype if pv.is_floating_point() else pv.dtype)
+        return inputs
 
     @property
     def length(self) -> int:
@@ -89,7 +97,7 @@ class _ModelScorer:
         self.batch_size = batch_size
         self.forward_s = 0.0
 
-    def forward(self, pixel_values: torch.Tensor, batch: int) -> torch.Tensor:
+    def forward(self, pixel_values: torch.Tensor, batch: int, greedy: bool = False) -> torch.Tensor:
         inputs = {k: _repeat(v, batch) for k, v in self.text_inputs.items()}
         for key, (value, dim) in self.fixed_inputs.items():
             shape = [-1] * value.ndim
@@ -103,6 +111,8 @@ class _ModelScorer:
             torch.cuda.synchronize(self.device)
         self.forward_s += time.perf_counter() - t0
         logits = out.logits.float()  # [B, T, V]
+        if greedy:
+            return logits.argmax(dim=-1)
         logp = torch.log_softmax(logits, dim=-1)
         picked = logp.gather(2, self.target_ids.view(1, -1, 1).expand(batch, -1, 1)).squeeze(2)
         return picked.exp()
@@ -135,7 +145,7 @@ class MaskedInputScorer(_ModelScorer):
         super().__init__(session, sequence, regions, batch_size or 1)
         adapter = session.adapter
         full = adapter.encode([image], sequence.prompt_text)
-        black = sequence.black_pixel_values
+        black = sequence.pixel_values
         if full["pixel_values"].shape != black.shape:
             raise InputError("the processor lays out the image and a black image differently; "
                              "use path='reference' for this model")
@@ -173,6 +183,11 @@ class MaskedInputScorer(_ModelScorer):
 
     def __call__(self, visible: torch.Tensor) -> torch.Tensor:
         return self._chunked(visible, lambda chunk: self.forward(self.compose(chunk), chunk.shape[0]))
+
+    def greedy(self, visible: torch.Tensor) -> torch.Tensor:
+        """The model's own (argmax) token at each target position for each visibility mask, [B, T] ids."""
+        visible = torch.as_tensor(visible, dtype=torch.bool)
+        return self._chunked(visible, lambda chunk: self.forward(self.compose(chunk), chunk.shape[0], greedy=True))
 
 
 class PixelSpaceScorer(_ModelScorer):

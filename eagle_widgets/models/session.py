@@ -198,19 +198,30 @@ class ModelSession:
         """The engine's Scorer for `tokens` of `generation` over `regions` (an int d for SLICO, a RegionSet or a
         label map). `target_ids` replaces the ids read at those positions (e.g. the correct answer of a
         hallucination). `path="reference"` masks RGB pixels and runs the processor per image."""
-        targets = self._targets(generation, tokens)
         rs = self._regions(generation, regions)
+        cls = {"fast": MaskedInputScorer, "reference": PixelSpaceScorer}.get(path)
+        if cls is None:
+            raise InputError(f"path must be 'fast' or 'reference', got {path!r}")
+        sequence = self.sequence(generation, tokens, target_ids=target_ids, black=True)
+        return cls(self, sequence, rs, generation.image, batch_size=batch_size or self.batch_size)
+
+    def sequence(self, generation: Generation, tokens=None, *, target_ids=None, black: bool = False
+                 ) -> TeacherForcedSequence:
+        """The teacher-forced input that scores `tokens` of `generation`, with the real image (or the black
+        one). `target_ids` replaces the ids read at those positions."""
+        targets = self._targets(generation, tokens)
         ids = [generation.token_ids[t] for t in targets]
         if target_ids is not None:
             ids = [self._token_id(t) for t in (target_ids if isinstance(target_ids, (list, tuple)) else [target_ids])]
             if len(ids) != len(targets):
                 raise InputError(f"target_ids has {len(ids)} entries for {len(targets)} selected tokens")
-        prompt_inputs = self.adapter.encode([np.zeros_like(generation.image)], generation.prompt_text)
-        sequence = TeacherForcedSequence(generation.prompt_text, prompt_inputs, generation.token_ids, targets, ids)
-        cls = {"fast": MaskedInputScorer, "reference": PixelSpaceScorer}.get(path)
-        if cls is None:
-            raise InputError(f"path must be 'fast' or 'reference', got {path!r}")
-        return cls(self, sequence, rs, generation.image, batch_size=batch_size or self.batch_size)
+        image = np.zeros_like(generation.image) if black else generation.image
+        prompt_inputs = self.adapter.encode([image], generation.prompt_text)
+        return TeacherForcedSequence(generation.prompt_text, prompt_inputs, generation.token_ids, targets, ids)
+
+    @property
+    def image_token_id(self) -> int | None:
+        return self._image_token_id
 
     def _token_id(self, token) -> int:
         if isinstance(token, (int, np.integer)):
