@@ -47,7 +47,7 @@ def _pick_tokens(gen, tokens, words) -> list[int] | None:
 
 
 def _write(out: Path, name: str, result, gen, reliance) -> None:
-    from .figures import explanation_figure
+    from .core.figures import explanation_figure
 
     result.save(out / f"{name}.eagle")
     fig = explanation_figure(gen.image, gen.tokens, reliance.evidence, result, result.info["targets"], gen.special,

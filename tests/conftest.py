@@ -7,6 +7,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# Tests of the disk cache pass their own folder; elsewhere every explanation really runs.
+os.environ["EAGLE_WIDGETS_CACHE"] = "off"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 

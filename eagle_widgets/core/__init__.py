@@ -5,6 +5,7 @@ Nothing here knows about transformers or widgets.
 
 from .attribution import Attribution
 from .bundle import load_attribution, save_attribution
+from .cache import CacheError, ResultCache
 from .errors import BundleError, EagleError, InputError, ScorerError
 from .images import as_rgb_uint8
 from .metrics import (
@@ -19,14 +20,16 @@ from .metrics import (
     sensitive_tokens,
 )
 from .protocol import pixel_bands, pixel_protocol, region_protocol, region_scores
+from .reference import import_reference_result
 from .regions import RegionSet
 from .scorer import EvidenceScorer, LogisticScorer, Scorer
 from .search import DEFAULT_PARAMS, MODES, ProgressUpdate, attribute, attribute_order
 
 __all__ = [
-    "Attribution", "BundleError", "Correction", "DEFAULT_PARAMS", "EagleError", "EvidenceScorer", "InputError",
-    "LogisticScorer", "MODES", "ProgressUpdate", "RegionSet", "Scorer", "ScorerError", "as_rgb_uint8",
-    "attribute", "attribute_order", "auc", "correction_summary", "deletion_auc", "insertion_auc", "load_attribution",
-    "minimal_correction_ratio", "pixel_bands", "pixel_protocol", "pointing_game", "region_protocol",
-    "region_scores", "reliance_scores", "save_attribution", "sensitive_tokens",
+    "Attribution", "BundleError", "CacheError", "Correction", "DEFAULT_PARAMS", "EagleError", "EvidenceScorer",
+    "InputError", "LogisticScorer", "MODES", "ProgressUpdate", "RegionSet", "ResultCache", "Scorer", "ScorerError",
+    "as_rgb_uint8", "attribute", "attribute_order", "auc", "correction_summary", "deletion_auc",
+    "import_reference_result", "insertion_auc", "load_attribution", "minimal_correction_ratio", "pixel_bands",
+    "pixel_protocol", "pointing_game", "region_protocol", "region_scores", "reliance_scores", "save_attribution",
+    "sensitive_tokens",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 
 from ..core import Attribution, RegionSet, attribute
+from ..core.cache import CacheError, ResultCache, fingerprint
 from ..core.errors import EagleError, InputError
 from ..core.images import as_rgb_uint8
 from ..core.metrics import SENSITIVE_THRESHOLD
@@ -76,7 +78,8 @@ class Reliance:
 class ModelSession:
     """A loaded vision-language model with its processor, ready to generate and explain."""
 
-    def __init__(self, model, processor, *, name: str | None = None, batch_size: int | None = None):
+    def __init__(self, model, processor, *, name: str | None = None, batch_size: int | None = None,
+                 cache=True, revision: str | None = None):
         config = getattr(model, "config", None)
         if config is None or not hasattr(model, "generate"):
             raise NotAVisionLanguageModel(f"expected a Hugging Face generative model, got {type(model).__name__}")
@@ -97,6 +100,9 @@ class ModelSession:
         self.id = next(_session_ids)
         self._image_token_id = _image_token_id(config, self.tokenizer)
         self._prepared: dict = {}
+        self.revision = revision or getattr(config, "_commit_hash", None)
+        self.cache = _open_cache(cache)
+        self._identity: str | None = None
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -237,11 +243,36 @@ class ModelSession:
         return choose_batch_size(self.device, self.model.config, seq_len, pixel_numel,
                                  torch.finfo(self.model_dtype).bits // 8)
 
+    @property
+    def identity(self) -> str:
+        """What identifies this model's results: name, revision, dtype and a sample of the weights."""
+        if self._identity is None:
+            params = list(self.model.parameters())
+            sample = [p.detach().flatten()[:1024].float().cpu().numpy() for p in (params[0], params[len(params) // 2],
+                                                                                params[-1])]
+            self._identity = fingerprint([self.name, self.revision, str(self.model_dtype), sample])
+        return self._identity
+
     def explain(self, generation: Generation, tokens=None, regions=64, mode: str = "exact", *,
                 lambda1: float = 1.0, lambda2: float = 1.0, batch_size: int | None = None, progress=None,
-                cancel=None, path: str = "fast", target_ids=None, **params) -> Attribution:
-        """EAGLE attribution of the selected tokens (indices into `generation.tokens`; None = every token)."""
+                cancel=None, path: str = "fast", target_ids=None, use_cache: bool = True, **params) -> Attribution:
+        """EAGLE attribution of the selected tokens (indices into `generation.tokens`; None = every token).
+
+        Complete results go to the session's disk cache (see `load_session(cache=...)`) and come back from
+        it for the same model, image, prompt, answer, targets, regions, mode and parameters."""
         scorer = self.scorer(generation, tokens, regions, path=path, target_ids=target_ids, batch_size=batch_size)
+        key = None
+        if self.cache is not None and use_cache:
+            key = self.cache.key({
+                "model": self.identity, "image": generation.image, "prompt": generation.prompt_text,
+                "answer": generation.token_ids, "targets": scorer.sequence.targets,
+                "target_ids": scorer.sequence.target_ids.tolist(), "regions": scorer.regions.labels, "mode": mode,
+                "lambda": [float(lambda1), float(lambda2)], "params": params, "path": path})
+            cached = self.cache.get(key)
+            if cached is not None:
+                cached.image = generation.image
+                cached.info["from_cache"] = True
+                return cached
         result = attribute(scorer, scorer.regions, mode=mode, lambda1=lambda1, lambda2=lambda2,
                            batch_size=scorer.batch_size, progress=progress, cancel=cancel, **params)
         targets = scorer.sequence.targets
@@ -249,9 +280,11 @@ class ModelSession:
         result.image = generation.image
         result.info = {
             "model": self.name, "family": self.family, "prompt": generation.prompt, "answer": generation.text,
-            "generated_tokens": generation.tokens, "targets": targets,
+            "generated_tokens": generation.tokens, "generated_ids": generation.token_ids, "targets": targets,
             "target_ids": scorer.sequence.target_ids.tolist(), "path": path, "batch_size": scorer.batch_size,
         }
+        if key is not None:
+            self.cache.put(key, result)
         return result
 
     def reliance(self, generation: Generation) -> Reliance:
@@ -261,6 +294,29 @@ class ModelSession:
         scorer = self.scorer(generation, None, halves, batch_size=2)
         p = scorer(torch.tensor([[True, True], [False, False]])).double().numpy()
         return Reliance(tokens=list(generation.tokens), p_full=p[0], p_black=p[1])
+
+
+def _open_cache(cache) -> ResultCache | None:
+    """True: the default folder (none if $EAGLE_WIDGETS_CACHE is "off"; none, with a warning, if the folder is not
+    writable); a folder or a
+    ResultCache: that one (an unusable folder raises); False/None: no disk cache."""
+    if cache is None or cache is False:
+        return None
+    if isinstance(cache, ResultCache):
+        return cache
+    if cache is True:
+        if os.environ.get("EAGLE_WIDGETS_CACHE", "").strip().lower() in ("0", "off", "false", "none"):
+            return None
+        try:
+            return ResultCache()
+        except CacheError as err:
+            import warnings
+
+            warnings.warn(f"explanations will not be cached on disk: {err}", stacklevel=3)
+            return None
+    if isinstance(cache, (str, Path)):
+        return ResultCache(cache)
+    raise InputError(f"cache must be True, False, a folder or a ResultCache; got {type(cache).__name__}")
 
 
 def _image_token_id(config, tokenizer):
@@ -296,11 +352,13 @@ def _display_tokens(tokenizer, ids: list[int]) -> list[str]:
 
 def load_session(model, processor=None, *, device: str | None = None, dtype: str | torch.dtype = "auto",
                  device_map=None, trust_remote_code: bool = False, revision: str | None = None,
-                 batch_size: int | None = None) -> ModelSession:
+                 batch_size: int | None = None, cache=True) -> ModelSession:
     """A `ModelSession` from a model id, a local folder, or an already loaded `(model, processor)`.
 
     `device` defaults to CUDA when available; `dtype` is "auto" (bfloat16 on CUDA, float32 on CPU),
     a name such as "float16", or a torch dtype; `device_map` is passed to `from_pretrained`.
+    `cache`: True (the default folder, `eagle_widgets.core.cache.default_cache_dir()`), a folder, a
+    `ResultCache`, or False for none.
     """
     if isinstance(model, tuple):
         if len(model) != 2:
@@ -310,7 +368,7 @@ def load_session(model, processor=None, *, device: str | None = None, dtype: str
         if processor is None:
             raise InputError("a loaded model needs its processor: load_session((model, processor))")
         name = getattr(getattr(model, "config", None), "_name_or_path", None)
-        return ModelSession(model, processor, name=name, batch_size=batch_size)
+        return ModelSession(model, processor, name=name, batch_size=batch_size, cache=cache, revision=revision)
 
     from transformers import AutoConfig
 
@@ -336,7 +394,7 @@ def load_session(model, processor=None, *, device: str | None = None, dtype: str
     if device_map is None:
         model_obj = model_obj.to(target_device)
     proc = processor if processor is not None else load_processor(source, config, trust_remote_code, revision)
-    return ModelSession(model_obj, proc, name=source, batch_size=batch_size)
+    return ModelSession(model_obj, proc, name=source, batch_size=batch_size, cache=cache, revision=revision)
 
 
 def _resolve_dtype(dtype, device: torch.device) -> torch.dtype:

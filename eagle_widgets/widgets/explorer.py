@@ -6,6 +6,7 @@ import base64
 import html
 import threading
 import time
+from pathlib import Path
 
 import ipywidgets as W
 import numpy as np
@@ -174,7 +175,9 @@ class Explorer(W.VBox):
             self._cache[key] = result
         self.progress.value, self.progress.bar_style = 1.0, "success"
         self.state = "done"
-        self._show(result, f"Done in {time.perf_counter() - started:.1f} s: {self._summary(result)}")
+        source = "From the disk cache" if result.info.get("from_cache") else \
+            f"Done in {time.perf_counter() - started:.1f} s"
+        self._show(result, f"{source}: {self._summary(result)}")
 
     def _on_progress(self, update) -> None:
         now = time.perf_counter()
@@ -226,9 +229,18 @@ class Explorer(W.VBox):
         return (f"Explorer(model={self.session.name!r}, answer={self.generation.text!r}, "
                 f"tokens={len(self.generation.tokens)}, selection={self.selection!r}, state={self.state!r})")
 
+    def export_html(self, path) -> Path:
+        """Write one self-contained HTML file (no kernel, no network) with the image, the token strip and every
+        explanation computed so far; clicking tokens in the page switches between them."""
+        from .export import explorer_page, write_page
+
+        with self._lock:
+            page = explorer_page(self)
+        return write_page(page, path)
+
     def snapshot_png(self) -> bytes:
         """A picture of the current state (what a saved notebook shows without a kernel)."""
-        from ..figures import explanation_figure, figure_png
+        from ..core.figures import explanation_figure, figure_png
 
         fig = explanation_figure(self.generation.image, self.generation.tokens, self.strip.reliance,
                                  self.result if self.state in ("done", "cancelled") else None, self.selection,

@@ -1,0 +1,148 @@
+"""A disk cache of explanations that survives kernel restarts and is safe with several processes.
+
+Entries are result bundles named by a hash of everything that decides the result. Writes are atomic
+(a temporary file, then a rename), so a reader sees a whole entry or none, and two processes writing
+the same entry both leave a valid file. A corrupt entry is dropped and recomputed, never returned.
+Past `max_bytes`, the least recently used entries are deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .attribution import Attribution
+from .bundle import load_attribution, save_attribution
+from .errors import BundleError, EagleError
+
+DEFAULT_MAX_BYTES = 512 * 2 ** 20
+SUFFIX = ".eagle"
+
+
+class CacheError(EagleError, OSError):
+    """The cache folder cannot be used."""
+
+
+def default_cache_dir() -> Path:
+    """$EAGLE_WIDGETS_CACHE, else $XDG_CACHE_HOME/eagle-widgets, else ~/.cache/eagle-widgets."""
+    if os.environ.get("EAGLE_WIDGETS_CACHE"):
+        return Path(os.environ["EAGLE_WIDGETS_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "eagle-widgets"
+
+
+def fingerprint(value) -> str:
+    """A stable hex digest of arrays, numbers, strings and nested lists/dicts of them."""
+    h = hashlib.sha256()
+
+    def feed(v):
+        if isinstance(v, np.ndarray):
+            h.update(f"array{v.dtype.str}{v.shape}".encode())
+            h.update(np.ascontiguousarray(v).tobytes())
+        elif isinstance(v, dict):
+            h.update(b"{")
+            for k in sorted(v, key=str):
+                feed(str(k))
+                feed(v[k])
+            h.update(b"}")
+        elif isinstance(v, (list, tuple)):
+            h.update(b"[")
+            for x in v:
+                feed(x)
+            h.update(b"]")
+        else:
+            h.update(json.dumps(v, default=str).encode())
+
+    feed(value)
+    return h.hexdigest()
+
+
+class ResultCache:
+    """`cache.get(key)` / `cache.put(key, result)` with `key = cache.key(parts)`; see the module doc."""
+
+    def __init__(self, folder=None, max_bytes: int = DEFAULT_MAX_BYTES):
+        self.folder = Path(folder).expanduser() if folder is not None else default_cache_dir()
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+            raise CacheError(f"max_bytes must be a positive integer, got {max_bytes!r}")
+        self.max_bytes = max_bytes
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.folder, prefix=".probe."):
+                pass
+        except OSError as err:
+            raise CacheError(f"the cache folder {self.folder} is not writable ({err.strerror or err}); pass "
+                             "another folder, or cache=False to explain without a disk cache") from None
+        self.hits = self.misses = 0
+
+    def __repr__(self) -> str:
+        return f"ResultCache({str(self.folder)!r}, entries={len(self)}, {self.size_bytes() / 2**20:.1f} MiB)"
+
+    @staticmethod
+    def key(parts) -> str:
+        return fingerprint(parts)
+
+    def _path(self, key: str) -> Path:
+        if not key or any(c not in "0123456789abcdef" for c in key):
+            raise CacheError(f"a cache key is a hex digest, got {key!r}")
+        return self.folder / key[:2] / f"{key}{SUFFIX}"
+
+    def _entries(self):
+        for path in self.folder.glob(f"*/*{SUFFIX}"):
+            try:
+                st = path.stat()
+            except FileNotFoundError:  # removed by another process meanwhile
+                continue
+            yield path, st
+
+    def get(self, key: str) -> Attribution | None:
+        path = self._path(key)
+        try:
+            result = load_attribution(path)
+        except BundleError as err:
+            if path.exists():
+                warnings.warn(f"dropping a corrupt cache entry ({err})", stacklevel=2)
+                path.unlink(missing_ok=True)
+            self.misses += 1
+            return None
+        try:
+            os.utime(path)  # recently used: evicted last
+        except OSError:
+            pass
+        self.hits += 1
+        return result
+
+    def put(self, key: str, result: Attribution) -> None:
+        """Store a complete result (partial ones are never cached); failures only warn."""
+        if not result.complete:
+            return
+        try:
+            save_attribution(result, self._path(key))
+        except BundleError as err:
+            warnings.warn(f"could not store the result in the cache: {err}", stacklevel=2)
+            return
+        self.evict()
+
+    def evict(self) -> None:
+        entries = sorted(self._entries(), key=lambda e: e[1].st_mtime)
+        total = sum(st.st_size for _, st in entries)
+        for path, st in entries:
+            if total <= self.max_bytes:
+                break
+            path.unlink(missing_ok=True)
+            total -= st.st_size
+
+    def size_bytes(self) -> int:
+        return sum(st.st_size for _, st in self._entries())
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self._entries())
+
+    def clear(self) -> None:
+        for path, _ in list(self._entries()):
+            path.unlink(missing_ok=True)

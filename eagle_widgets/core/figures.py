@@ -1,0 +1,149 @@
+"""Static figures with matplotlib: the picture a saved notebook shows, and publication figures."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from .attribution import Attribution
+
+_BLUE, _RED = np.array([31, 119, 180]) / 255, np.array([214, 39, 40]) / 255
+
+
+def reliance_colour(v) -> tuple:
+    if v is None or not np.isfinite(v):
+        return (0.78, 0.78, 0.78)
+    t = float(np.clip(v, 0, 1))
+    return tuple(_BLUE + (_RED - _BLUE) * t)
+
+
+def draw_token_strip(ax, tokens, reliance, selection=(), special=None, *, fontsize=11):
+    """Tokens as coloured chips wrapped over lines, selected ones boxed in black."""
+    ax.set_axis_off()
+    ax.set_xlim(0, 1)
+    special = special or [False] * len(tokens)
+    x, y, line_h = 0.0, 0.9, 0.28
+    renderer = ax.figure.canvas.get_renderer()
+    for i, tok in enumerate(tokens):
+        text = tok.replace("\n", "⏎") or "∅"
+        t = ax.text(x, y, text, fontsize=fontsize, family="monospace", va="top", ha="left",
+                    color="white", alpha=0.5 if special[i] else 1.0,
+                    bbox=dict(boxstyle="round,pad=0.25", fc=reliance_colour(reliance[i]),
+                              ec="black" if i in selection else "none", lw=2 if i in selection else 0))
+        width = t.get_window_extent(renderer=renderer).transformed(ax.transData.inverted()).width
+        if x > 0 and x + width > 1.0:
+            x, y = 0.0, y - line_h
+            t.set_position((x, y))
+        x += width + 0.012
+    ax.set_ylim(min(0.0, y - line_h), 1.0)
+
+
+def explanation_figure(image, tokens, reliance, result: Attribution | None = None, selection=(), special=None,
+                       title: str | None = None):
+    """Image with the attribution map, the token strip, and the insertion/deletion curves."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8.0, 4.2), dpi=80)
+    FigureCanvasAgg(fig)  # a canvas of its own: no pyplot state, safe in a worker thread
+    grid = fig.add_gridspec(2, 2, height_ratios=[1, 4], width_ratios=[1, 1.1])
+    draw_token_strip(fig.add_subplot(grid[0, :]), tokens, reliance, selection, special)
+    ax = fig.add_subplot(grid[1, 0])
+    ax.imshow(image)
+    ax.set_axis_off()
+    curves = fig.add_subplot(grid[1, 1])
+    if result is not None and result.order:
+        ax.imshow(result.pixel_map(smooth=1.5), cmap="jet", alpha=0.5, vmin=0, vmax=1)
+        curves.plot(result.areas, result.insertion, color=_RED, label=f"insertion AUC {result.insertion_auc:.3f}")
+        curves.plot(result.areas, result.deletion, color=_BLUE, label=f"deletion AUC {result.deletion_auc:.3f}")
+        curves.legend(loc="center right", fontsize=8)
+    else:
+        curves.text(0.5, 0.5, "select tokens to explain", ha="center", va="center", color="0.4")
+    curves.set_xlim(0, 1)
+    curves.set_ylim(0, 1.02)
+    curves.set_xlabel("fraction of the image")
+    curves.set_ylabel("mean p(target)")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def figure_png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+FIGURE_FORMATS = (".png", ".svg", ".pdf")
+
+
+def attribution_figure(result: Attribution, path=None, *, reliance=None, correction=None, smooth: float = 1.5,
+                       cmap: str = "jet", title: str | None = None, dpi: int = 150):
+    """A publication figure of one explanation (see `Attribution.figure`)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+
+    from .errors import InputError
+
+    if result.image is None:
+        raise InputError("this result carries no image; set result.image (HxWx3 uint8) to draw its figure")
+    if path is not None and Path(path).suffix.lower() not in FIGURE_FORMATS:
+        raise InputError(f"save the figure as {', '.join(FIGURE_FORMATS)}; got {Path(path).name!r}")
+    info = result.info or {}
+    tokens = list(info.get("generated_tokens") or result.token_labels or [])
+    targets = list(info.get("targets") or range(len(tokens)))
+    if reliance is None:  # only the explained tokens' evidence is known from the result itself
+        reliance = [None] * len(tokens)
+        for t, e in zip(targets, np.clip(result.p_full - result.p_black, 0, 1)):
+            if 0 <= t < len(tokens):
+                reliance[t] = float(e)
+    elif len(reliance) != len(tokens):
+        raise InputError(f"reliance has {len(reliance)} values for {len(tokens)} tokens")
+    panels = 2 if correction is None else 3
+    fig = Figure(figsize=(3.3 * panels, 4.4), dpi=dpi)
+    FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(2, panels, height_ratios=[4, 1.1])
+    ax = fig.add_subplot(grid[0, 0])
+    ax.imshow(result.image)
+    ax.set_title("image", fontsize=9)
+    ax = fig.add_subplot(grid[0, 1])
+    ax.imshow(result.image)
+    ax.imshow(result.pixel_map(smooth=smooth), cmap=cmap, alpha=0.5, vmin=0, vmax=1)
+    explained = info.get("target_ids")
+    generated = info.get("generated_ids")
+    corrected_target = (explained is not None and generated is not None
+                        and any(generated[t] != i for t, i in zip(targets, explained)))
+    label = ", ".join(repr(t) for t in (result.token_labels or []))
+    ax.set_title(f"support for {label}" if not corrected_target else f"support for the correct {label}", fontsize=9)
+    fig.colorbar(ScalarMappable(Normalize(0, 1), cmap=cmap), ax=ax, fraction=0.046, pad=0.02,
+                 label="attribution (rank-weighted)")
+    if correction is not None:
+        ax = fig.add_subplot(grid[0, 2])
+        removed = result.order[::-1][: correction.removed_regions]
+        ax.imshow(result.regions.apply(result.image, ~result.regions.visible_vector(removed)))
+        verdict = "corrected" if correction.corrected else "not corrected"
+        ax.set_title(f"{verdict} after removing {correction.mcr:.0%}", fontsize=9)
+    for a in fig.axes[: panels + 1]:
+        if a.images:
+            a.set_axis_off()
+    strip = fig.add_subplot(grid[1, :])
+    if tokens:
+        draw_token_strip(strip, tokens, reliance, selection=set(targets), fontsize=9)
+    else:
+        strip.set_axis_off()
+    if corrected_target:
+        strip.set_title(f"model answered {', '.join(repr(tokens[t]) for t in targets if t < len(tokens))}; "
+                        f"explained: {label}", fontsize=8, loc="left")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    if path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, bbox_inches="tight")
+    return fig

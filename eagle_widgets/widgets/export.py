@@ -1,0 +1,173 @@
+"""A self-contained interactive HTML page of an Explorer: no kernel, no network, one file.
+
+The page inlines the widgets' own ES module and stylesheet and drives the same views through a small
+in-page stand-in for the widget model. Every explanation computed so far travels with it; clicking a
+token (or a range with shift) switches to the precomputed explanation of that selection.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from ..core.errors import EagleError, InputError
+
+_STATIC = Path(__file__).resolve().parent / "static"
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline' blob:; \
+style-src 'unsafe-inline'; img-src blob: data:">
+<title>__TITLE__</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 16px; color: #222; }
+.eagle-export-row { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
+.eagle-export-status { color: #555; margin: 6px 0 10px; }
+__CSS__
+</style></head>
+<body>
+<div class="eagle-export-header"><b>Q:</b> __PROMPT__ &nbsp; <b>A:</b> __ANSWER__
+<span style="color:#777">(__MODEL__)</span></div>
+<div id="strip"></div>
+<div class="eagle-export-status" id="status"></div>
+<div class="eagle-export-row"><div id="heatmap"></div><div><div id="curves"></div><div id="modality"></div></div></div>
+<script type="application/json" id="eagle-data">__DATA__</script>
+<script type="text/plain" id="eagle-esm">__ESM__</script>
+<script type="module">
+const data = JSON.parse(document.getElementById("eagle-data").textContent);
+const source = document.getElementById("eagle-esm").textContent;
+const views = (await import(URL.createObjectURL(new Blob([source], { type: "text/javascript" })))).default;
+function bytes(b64) {
+  const raw = atob(b64), u8 = new Uint8Array(raw.length);
+  for (let i = 0; i < raw.length; i++) u8[i] = raw.charCodeAt(i);
+  return new DataView(u8.buffer);
+}
+// The widget model's interface (get / set / save_changes / on), held in the page.
+function model(state) {
+  const handlers = {};
+  return {
+    get: (k) => state[k],
+    set(k, v) { state[k] = v; (handlers["change:" + k] || []).forEach((f) => f()); },
+    save_changes() {},
+    on(ev, f) { (handlers[ev] = handlers[ev] || []).push(f); },
+    off() {},
+  };
+}
+const empty = { values: [], gains: [], order: [], insertion: [], areas: [], step: 0, caption: "" };
+const strip = model({ _view: "strip", ...data.strip });
+const modality = model({ _view: "modality", ...data.modality });
+const heatmap = model({ _view: "heatmap", image_png: bytes(data.image_png), width: data.width, height: data.height,
+  labels: new DataView(new ArrayBuffer(0)), opacity: 0.5, show_borders: false, ...empty });
+const curves = model({ _view: "curves", areas: [], insertion: [], deletion: [], insertion_tokens: [],
+  token_labels: [], insertion_auc: 0, deletion_auc: 0 });
+for (const [id, m] of [["strip", strip], ["modality", modality], ["heatmap", heatmap], ["curves", curves]])
+  views.render({ model: m, el: document.getElementById(id) });
+const status = document.getElementById("status");
+const known = data.explanations.map((e) => e.selection.join(","));
+function show() {
+  const sel = strip.get("selection");
+  if (modality.get("selection").join(",") !== sel.join(",")) modality.set("selection", sel);
+  const hit = data.explanations.find((e) => e.selection.join(",") === sel.join(","));
+  if (!hit) {
+    for (const [k, v] of Object.entries(empty)) heatmap.set(k, v);
+    for (const k of ["areas", "insertion", "deletion", "insertion_tokens"]) curves.set(k, []);
+    status.textContent = sel.length ? "No explanation of this selection was computed before the export. " +
+      "Explained selections: " + data.explanations.map((e) => "[" + e.labels.join(" ") + "]").join(", ")
+      : "Click a token (shift-click a range) to see where the model looked.";
+    return;
+  }
+  heatmap.set("labels", bytes(hit.label_bytes));
+  for (const [k, v] of Object.entries(hit.heatmap)) heatmap.set(k, v);
+  for (const [k, v] of Object.entries(hit.curves)) curves.set(k, v);
+  status.textContent = hit.summary;
+}
+strip.on("change:selection", show);
+modality.on("change:selection", () => {
+  if (modality.get("selection").join(",") !== strip.get("selection").join(","))
+    strip.set("selection", modality.get("selection"));
+});
+document.body.dataset.explanations = String(known.length);
+show();
+document.body.dataset.ready = "1";
+</script>
+</body></html>
+"""
+
+
+def _escape_script(text: str) -> str:
+    """Text that cannot end the <script> element it sits in."""
+    return text.replace("</", "<\\/")
+
+
+def explorer_page(explorer) -> str:
+    """The HTML of `explorer` with every complete explanation computed so far (and a cancelled partial one)."""
+    gen = explorer.generation
+    results = {}
+    for (selection, _params), result in explorer._cache.items():
+        results[tuple(selection)] = result  # the latest parameters win for a selection
+    if explorer.result is not None and explorer.result.order:
+        results[tuple(explorer.selection)] = explorer.result
+    explanations = [_explanation(gen, list(selection), result) for selection, result in results.items()]
+    data = {
+        "strip": {"tokens": list(gen.tokens), "reliance": list(explorer.strip.reliance),
+                  "special": list(gen.special), "selection": list(explorer.selection)},
+        "modality": {"tokens": list(explorer.chart.tokens), "reliance": list(explorer.chart.reliance),
+                     "p_full": list(explorer.chart.p_full), "p_black": list(explorer.chart.p_black),
+                     "special": list(explorer.chart.special), "selection": list(explorer.selection)},
+        "image_png": base64.b64encode(explorer.heatmap.image_png).decode(),
+        "width": explorer.heatmap.width, "height": explorer.heatmap.height,
+        "explanations": explanations,
+    }
+    page = _PAGE
+    for name, value in (("__TITLE__", html.escape(f"{gen.prompt} → {gen.text}")),
+                        ("__PROMPT__", html.escape(gen.prompt)), ("__ANSWER__", html.escape(gen.text)),
+                        ("__MODEL__", html.escape(explorer.session.name)),
+                        ("__CSS__", (_STATIC / "views.css").read_text()),
+                        ("__DATA__", _escape_script(json.dumps(data))),
+                        ("__ESM__", _escape_script((_STATIC / "views.js").read_text()))):
+        page = page.replace(name, value)
+    return page
+
+
+def _explanation(gen, selection: list[int], result) -> dict:
+    labels = result.regions.labels
+    if labels.max() >= 65536:
+        raise InputError("the HTML export draws at most 65536 regions")
+    state = "" if result.complete else f" (partial: {len(result.order)}/{result.num_regions} regions)"
+    return {
+        "selection": selection,
+        "labels": [gen.tokens[i] for i in selection],
+        "label_bytes": base64.b64encode(labels.astype("<u2").tobytes()).decode(),
+        "heatmap": {"values": [float(v) for v in result.region_values],
+                    "gains": [float(g) for g in result.marginal_gains()], "order": list(result.order),
+                    "insertion": [float(v) for v in result.insertion], "areas": [float(a) for a in result.areas],
+                    "step": 0, "caption": f"{result.mode} · {result.num_regions} regions{state}"},
+        "curves": {"areas": [float(a) for a in result.areas], "insertion": [float(v) for v in result.insertion],
+                   "deletion": [float(v) for v in result.deletion],
+                   "insertion_tokens": [[float(v) for v in col] for col in result.insertion_tokens.T],
+                   "token_labels": list(result.token_labels or []), "insertion_auc": result.insertion_auc,
+                   "deletion_auc": result.deletion_auc},
+        "summary": (f"{', '.join(repr(gen.tokens[i]) for i in selection)}: {result.mode}, {result.evaluations} "
+                    f"evaluations, insertion AUC {result.insertion_auc:.3f}, deletion AUC "
+                    f"{result.deletion_auc:.3f}{state}"),
+    }
+
+
+def write_page(page: str, path) -> Path:
+    """Write atomically; an unwritable place raises EagleError naming it, and an existing file stays whole."""
+    path = Path(path)
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise InputError(f"the export is an HTML file; give a path ending in .html, got {path.name!r}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(page)
+        os.replace(tmp, path)
+    except OSError as err:
+        raise EagleError(f"cannot write {path}: {err.strerror or err}") from None
+    return path

@@ -1,0 +1,106 @@
+import multiprocessing as mp
+import os
+
+import numpy as np
+import pytest
+from eagle_widgets.core import Attribution, CacheError, LogisticScorer, RegionSet, ResultCache, attribute
+
+
+def _result(seed=0, n=(4, 5)):
+    rs = RegionSet.grid((20, 30), rows=n[0], cols=n[1])
+    r = attribute(LogisticScorer.random(rs.n, 2, seed=seed), rs, mode="exact")
+    r.image = np.full((20, 30, 3), 90, np.uint8)
+    return r
+
+
+def test_round_trip_and_keys(tmp_path):
+    cache = ResultCache(tmp_path / "c")
+    key = cache.key({"model": "m", "image": np.zeros((2, 2)), "tokens": [1, 2]})
+    assert key == cache.key({"tokens": [1, 2], "image": np.zeros((2, 2)), "model": "m"})  # order-free
+    assert key != cache.key({"model": "m", "image": np.ones((2, 2)), "tokens": [1, 2]})
+    assert key != cache.key({"model": "m", "image": np.zeros((2, 2), np.float32), "tokens": [1, 2]})
+    assert cache.get(key) is None and cache.misses == 1
+    r = _result()
+    cache.put(key, r)
+    back = cache.get(key)
+    assert back.order == r.order and cache.hits == 1 and len(cache) == 1
+    np.testing.assert_array_equal(back.insertion_tokens, r.insertion_tokens)
+    with pytest.raises(CacheError, match="hex digest"):
+        cache.get("../../etc/passwd")
+
+
+def test_partial_results_are_not_cached(tmp_path):
+    cache = ResultCache(tmp_path)
+    rs = RegionSet.grid((20, 30), rows=3, cols=3)
+    partial = attribute(LogisticScorer.random(rs.n, 1), rs, mode="exact", cancel=lambda: True)
+    cache.put(cache.key("p"), partial)
+    assert len(cache) == 0
+
+
+def test_corrupt_entry_is_dropped_and_recomputed(tmp_path):
+    cache = ResultCache(tmp_path)
+    key = cache.key("k")
+    cache.put(key, _result())
+    path = next(tmp_path.glob("*/*.eagle"))
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.warns(UserWarning, match="corrupt cache entry"):
+        assert cache.get(key) is None
+    assert not path.exists()
+
+
+def test_size_cap_evicts_the_least_recently_used(tmp_path):
+    cache = ResultCache(tmp_path, max_bytes=10**9)
+    keys = [cache.key(i) for i in range(4)]
+    for i, k in enumerate(keys):
+        cache.put(k, _result(i))
+        path = next(tmp_path.glob(f"*/{k}.eagle"))
+        os.utime(path, (1000 + i, 1000 + i))
+    cache.get(keys[0])  # used again: now the newest
+    entry = os.path.getsize(next(tmp_path.glob("*/*.eagle")))
+    small = ResultCache(tmp_path, max_bytes=int(entry * 2.5))
+    small.evict()
+    left = {p.stem for p in tmp_path.glob("*/*.eagle")}
+    assert left == {keys[0], keys[3]}
+
+
+def test_unwritable_folder_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(CacheError, match="not writable.*cache=False"):
+        ResultCache(blocker)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere")
+        with pytest.raises(CacheError, match="not writable"):
+            ResultCache(locked / "cache")
+    finally:
+        locked.chmod(0o700)
+
+
+def _writer(folder, seed, rounds, queue):
+    try:
+        cache = ResultCache(folder)
+        key = cache.key("shared")
+        for _ in range(rounds):
+            cache.put(key, _result(seed))
+            got = cache.get(key)
+            assert got is not None and got.complete
+        queue.put("ok")
+    except BaseException as err:  # report to the parent
+        queue.put(repr(err))
+
+
+def test_two_processes_writing_the_same_entry(tmp_path):
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_writer, args=(tmp_path, seed, 25, queue)) for seed in (1, 2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [queue.get(timeout=5) for _ in procs] == ["ok", "ok"]
+    assert [p.name for p in tmp_path.glob("*/*")] and not list(tmp_path.glob("*/.*.tmp"))
+    assert isinstance(ResultCache(tmp_path).get(ResultCache.key("shared")), Attribution)
