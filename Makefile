@@ -47,6 +47,7 @@ bench: install
 	$(PY) benchmarks/engine.py
 	$(PY) benchmarks/sessions.py
 	$(PY) benchmarks/demo_model.py
+	$(PY) benchmarks/faithfulness.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache test-artifacts

@@ -17,9 +17,8 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from eagle_widgets.baselines import METHODS, compare_methods, correction_ratios
+from eagle_widgets.baselines import METHODS, compare_methods, correction_ratios, format_table, summarise
 from eagle_widgets.core import RegionSet, correction_summary
 from eagle_widgets.demo import (
     CAPTION_PROMPT,
@@ -85,32 +84,10 @@ def hallucination_set(session, n, scan=600):
     return rows, {m: correction_summary(c) for m, c in corrections.items() if c}, i + 1
 
 
-def summarise(rows):
-    out = {}
-    for method in METHODS:
-        vals = [r[method] for r in rows]
-        keys = [k for k in vals[0] if k != "order"]
-        out[method] = {k: float(np.mean([v[k] for v in vals])) for k in keys}
-        out[method]["peak_memory_bytes"] = float(np.max([v["peak_memory_bytes"] for v in vals]))
-    return out
-
-
 def print_table(report) -> None:
-    cols = [("pixel ins", "pixel_insertion_auc"), ("pixel del", "pixel_deletion_auc"),
-            ("pixel high", "pixel_highest_score"), ("region ins", "region_insertion_auc"),
-            ("region del", "region_deletion_auc"), ("region high", "region_highest_score"),
-            ("PG mask", "pointing_mask"), ("PG box", "pointing_box"), ("AMCR", "amcr"), ("CSR@10%", "csr"),
-            ("s/run", "seconds"), ("peak MiB", "peak_memory_bytes")]
     for name, table in report["sets"].items():
         print(f"\n{name} ({report['sizes'][name]} samples)")
-        present = [(h, k) for h, k in cols if any(k in row for row in table.values())]
-        print(f"{'method':<10}" + "".join(f"{h:>12}" for h, _ in present))
-        for method, row in table.items():
-            cells = []
-            for _, k in present:
-                v = row.get(k)
-                cells.append("—" if v is None else f"{v / 2**20:.1f}" if k == "peak_memory_bytes" else f"{v:.3f}")
-            print(f"{method:<10}" + "".join(f"{c:>12}" for c in cells))
+        print(format_table(table))
 
 
 def main() -> None:

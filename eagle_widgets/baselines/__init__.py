@@ -16,7 +16,7 @@ Each baseline declares what it `needs`; a session that cannot provide it gets `U
 """
 
 from ..models.adapters import UnsupportedModel
-from .compare import METHODS, compare_methods, correction_ratios
+from .compare import METHODS, compare_methods, correction_ratios, format_table, summarise
 from .methods import (
     BASELINES,
     Baseline,
@@ -31,6 +31,6 @@ from .methods import (
 
 __all__ = [
     "BASELINES", "Baseline", "LlavaCAM", "RandomOrder", "RegionOcclusion", "SaliencyMap", "TokenActivationMap",
-    "UnsupportedModel", "METHODS", "compare_methods", "correction_ratios", "explain_baseline",
-    "rank_gaussian_filter",
+    "UnsupportedModel", "METHODS", "compare_methods", "correction_ratios", "explain_baseline", "format_table",
+    "rank_gaussian_filter", "summarise",
 ]

@@ -58,6 +58,36 @@ def compare_methods(session: ModelSession, generation: Generation, tokens=None, 
     return rows
 
 
+def summarise(rows: list[dict[str, dict]]) -> dict[str, dict]:
+    """Mean of every metric per method over samples (peak memory: the maximum)."""
+    out = {}
+    for method in rows[0]:
+        vals = [r[method] for r in rows]
+        out[method] = {k: float(np.mean([v[k] for v in vals])) for k in vals[0] if k != "order"}
+        out[method]["peak_memory_bytes"] = float(np.max([v["peak_memory_bytes"] for v in vals]))
+    return out
+
+
+TABLE_COLUMNS = [("pixel ins↑", "pixel_insertion_auc"), ("pixel del↓", "pixel_deletion_auc"),
+                 ("pixel high↑", "pixel_highest_score"), ("region ins↑", "region_insertion_auc"),
+                 ("region del↓", "region_deletion_auc"), ("region high↑", "region_highest_score"),
+                 ("PG mask↑", "pointing_mask"), ("PG box↑", "pointing_box"), ("AMCR↓", "amcr"),
+                 ("CSR@10%↑", "csr"), ("s/run", "seconds"), ("peak MiB", "peak_memory_bytes")]
+
+
+def format_table(table: dict[str, dict], digits: int = 3) -> str:
+    """One row per method, the columns the table has."""
+    present = [(h, k) for h, k in TABLE_COLUMNS if any(k in row for row in table.values())]
+    lines = [f"{'method':<10}" + "".join(f"{h:>13}" for h, _ in present)]
+    for method, row in table.items():
+        cells = []
+        for _, k in present:
+            v = row.get(k)
+            cells.append("—" if v is None else f"{v / 2**20:.1f}" if k == "peak_memory_bytes" else f"{v:.{digits}f}")
+        lines.append(f"{method:<10}" + "".join(f"{c:>13}" for c in cells))
+    return "\n".join(lines)
+
+
 def correction_ratios(session: ModelSession, generation: Generation, position: int, correct_id: int,
                       orders: dict[str, list[int]], regions: RegionSet) -> dict:
     """Hallucination correction for each method's region order: remove its least supportive regions first
