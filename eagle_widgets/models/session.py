@@ -204,6 +204,7 @@ class ModelSession:
         """The engine's Scorer for `tokens` of `generation` over `regions` (an int d for SLICO, a RegionSet or a
         label map). `target_ids` replaces the ids read at those positions (e.g. the correct answer of a
         hallucination). `path="reference"` masks RGB pixels and runs the processor per image."""
+        self._targets(generation, tokens)  # check the generation and the selection before anything else
         rs = self._regions(generation, regions)
         cls = {"fast": MaskedInputScorer, "reference": PixelSpaceScorer}.get(path)
         if cls is None:

@@ -1,5 +1,6 @@
-import multiprocessing as mp
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -80,27 +81,28 @@ def test_unwritable_folder_is_a_clear_error(tmp_path):
         locked.chmod(0o700)
 
 
-def _writer(folder, seed, rounds, queue):
-    try:
-        cache = ResultCache(folder)
-        key = cache.key("shared")
-        for _ in range(rounds):
-            cache.put(key, _result(seed))
-            got = cache.get(key)
-            assert got is not None and got.complete
-        queue.put("ok")
-    except BaseException as err:  # report to the parent
-        queue.put(repr(err))
+WRITER = """
+import sys
+import numpy as np
+from eagle_widgets.core import LogisticScorer, RegionSet, ResultCache, attribute
+rs = RegionSet.grid((20, 30), rows=4, cols=5)
+result = attribute(LogisticScorer.random(rs.n, 2, seed=int(sys.argv[2])), rs, mode="exact")
+cache = ResultCache(sys.argv[1])
+key = cache.key("shared")
+for _ in range(25):
+    cache.put(key, result)
+    got = cache.get(key)
+    assert got is not None and got.complete
+print("ok")
+"""
 
 
 def test_two_processes_writing_the_same_entry(tmp_path):
-    ctx = mp.get_context("fork")
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=_writer, args=(tmp_path, seed, 25, queue)) for seed in (1, 2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-    assert [queue.get(timeout=5) for _ in procs] == ["ok", "ok"]
-    assert [p.name for p in tmp_path.glob("*/*")] and not list(tmp_path.glob("*/.*.tmp"))
+    # Separate interpreters (not fork: torch threads in a forked child can deadlock).
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(seed)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+             for seed in (1, 2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [o.strip() for o, _ in outs] == ["ok", "ok"], [e[-1000:] for _, e in outs]
+    assert list(tmp_path.glob("*/*.eagle")) and not list(tmp_path.glob("*/.*.tmp"))
     assert isinstance(ResultCache(tmp_path).get(ResultCache.key("shared")), Attribution)
