@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from ..core import RegionSet, minimal_correction_ratio, pixel_protocol, pointing_game, region_protocol
-from ..core.protocol import PIXEL_STEPS, order_by_scores, region_scores
+from ..core.protocol import PIXEL_STEPS
 from ..models.memory import PeakMemory
 from ..models.session import Generation, ModelSession
 from .methods import BASELINES, explain_baseline
@@ -35,7 +35,9 @@ def compare_methods(session: ModelSession, generation: Generation, tokens=None, 
         if method == "eagle":
             t0 = time.perf_counter()
             with PeakMemory(session.device) as peak:
-                result = session.explain(generation, tokens, regions=rs, mode=eagle_mode, target_ids=target_ids)
+                # No disk cache: a cached result would report no time and no memory.
+                result = session.explain(generation, tokens, regions=rs, mode=eagle_mode, target_ids=target_ids,
+                                         use_cache=False)
             row = {"seconds": time.perf_counter() - t0, "peak_memory_bytes": peak.bytes,
                    **_curve_metrics(result, "pixel"), **_curve_metrics(result, "region"), "order": result.order}
             saliency = result.pixel_map()
@@ -47,10 +49,10 @@ def compare_methods(session: ModelSession, generation: Generation, tokens=None, 
             def scorer_for(r):
                 return session.scorer(generation, tokens, r, target_ids=target_ids)
 
+            by_region = region_protocol(scorer_for, rs, saliency)
             row = {"seconds": smap.seconds, "peak_memory_bytes": smap.peak_memory_bytes,
                    **_curve_metrics(pixel_protocol(scorer_for, saliency, steps), "pixel"),
-                   **_curve_metrics(region_protocol(scorer_for, rs, saliency), "region"),
-                   "order": order_by_scores(region_scores(rs, saliency))}
+                   **_curve_metrics(by_region, "region"), "order": by_region.order}
         if mask is not None:
             row["pointing_mask"] = float(pointing_game(saliency, mask=mask))
         if box is not None:

@@ -204,12 +204,11 @@ class ModelSession:
         """The engine's Scorer for `tokens` of `generation` over `regions` (an int d for SLICO, a RegionSet or a
         label map). `target_ids` replaces the ids read at those positions (e.g. the correct answer of a
         hallucination). `path="reference"` masks RGB pixels and runs the processor per image."""
-        self._targets(generation, tokens)  # check the generation and the selection before anything else
-        rs = self._regions(generation, regions)
         cls = {"fast": MaskedInputScorer, "reference": PixelSpaceScorer}.get(path)
         if cls is None:
             raise InputError(f"path must be 'fast' or 'reference', got {path!r}")
-        sequence = self.sequence(generation, tokens, target_ids=target_ids, black=True)
+        sequence = self.sequence(generation, tokens, target_ids=target_ids, black=True)  # checks the generation
+        rs = self._regions(generation, regions)
         return cls(self, sequence, rs, generation.image, batch_size=batch_size or self.batch_size)
 
     def sequence(self, generation: Generation, tokens=None, *, target_ids=None, black: bool = False
