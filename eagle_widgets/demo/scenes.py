@@ -40,7 +40,7 @@ class Bias:
 
     cue: str = "star"
     partner: str = "moon"
-    co_occurrence: float = 0.95
+    co_occurrence: float = 0.98
     cue_colour: str = "yellow"
     colour_prior: float = 0.9
 
@@ -114,7 +114,7 @@ def _polygon(kind: str, cx: float, cy: float, r: float, rot: float) -> list[tupl
     if kind == "triangle":
         return pts([r] * 3, 3, -math.pi / 2)
     if kind == "star":
-        return pts([r if i % 2 == 0 else r * 0.45 for i in range(10)], 10, -math.pi / 2)
+        return pts([r if i % 2 == 0 else r * 0.5 for i in range(10)], 10, -math.pi / 2)
     if kind == "cross":
         a, b = r, r * 0.36
         local = [(-b, -a), (b, -a), (b, -b), (a, -b), (a, b), (b, b), (b, a), (-b, a), (-b, b), (-a, b), (-a, -b),
@@ -179,7 +179,7 @@ def make_scene(seed: int, *, bias: Bias = UNBIASED, n_objects: int | None = None
     rng = np.random.default_rng(seed)
     shapes, colours = _choose_objects(rng, bias, n_objects, shapes, colours)
     for _ in range(200):  # rejection sampling of non-overlapping placements
-        sizes = rng.uniform(0.18, 0.36, len(shapes)) * size
+        sizes = rng.uniform(0.22, 0.38, len(shapes)) * size
         xs = rng.uniform(sizes / 2 + 2, size - sizes / 2 - 2)
         ys = rng.uniform(sizes / 2 + 2, size - sizes / 2 - 2)
         ok = all(
@@ -193,7 +193,7 @@ def make_scene(seed: int, *, bias: Bias = UNBIASED, n_objects: int | None = None
     img = _background(rng, size)
     objects = []
     for shape, colour, s, x, y in zip(shapes, colours, sizes, xs, ys):
-        mask = shape_mask(shape, x, y, s, rng.uniform(-0.35, 0.35), (size, size))
+        mask = shape_mask(shape, x, y, s, rng.uniform(-0.25, 0.25), (size, size))
         rgb = np.asarray(COLOUR_RGB[colour], np.float32) + rng.uniform(-18, 18, 3)
         img[mask] = rgb + rng.normal(0, 6, (int(mask.sum()), 3))
         objects.append(SceneObject(shape, colour, mask, (float(x), float(y)), float(s)))

@@ -23,7 +23,18 @@ import torch
 from PIL import Image
 
 from .model import IMAGE_TOKENS, INPUT_SIZE, PATCH, build_model, build_processor, build_tokenizer
-from .scenes import CAPTION_PROMPT, COLOURS, SHAPES, TRAINING_BIAS, Scene, colour_prompt, make_scene, presence_prompt
+from .scenes import (
+    CAPTION_PROMPT,
+    COLOURS,
+    SHAPES,
+    TRAINING_BIAS,
+    UNBIASED,
+    Bias,
+    Scene,
+    colour_prompt,
+    make_scene,
+    presence_prompt,
+)
 
 CLIP_MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
 CLIP_STD = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
@@ -104,17 +115,19 @@ def _texts(scene: Scene) -> dict:
 
 
 def _make_sample(args):
-    index, seed, augment_share = args
-    rng = np.random.default_rng([seed, index, 1])
-    scene = make_scene(int(rng.integers(2 ** 62)), bias=TRAINING_BIAS)
+    index, seed, augment_share, bias, stream = args
+    rng = np.random.default_rng([seed, index, stream])
+    scene = make_scene(int(rng.integers(2 ** 62)), bias=bias)
     if rng.random() < augment_share:
         scene = augment(scene, rng)
     shape, colour = patch_labels(scene)
     return _resize(scene.image), shape, colour, _texts(scene)
 
 
-def generate_dataset(n: int, seed: int, augment_share: float = 0.35, workers: int = 2):
-    jobs = [(i, seed, augment_share) for i in range(n)]
+def generate_dataset(n: int, seed: int, augment_share: float = 0.35, workers: int = 2, bias: Bias = TRAINING_BIAS,
+                     stream: int = 1):
+    """n scenes (resized images, per-patch labels, texts); `stream` keeps the two stages' scenes apart."""
+    jobs = [(i, seed, augment_share, bias, stream) for i in range(n)]
     if workers > 1:
         with mp.get_context("fork").Pool(workers) as pool:
             samples = pool.map(_make_sample, jobs, chunksize=256)
@@ -272,7 +285,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scenes", type=int, default=30000)
-    parser.add_argument("--stage1-steps", type=int, default=1800)
+    parser.add_argument("--stage1-steps", type=int, default=2400)
     parser.add_argument("--stage2-steps", type=int, default=5000)
     parser.add_argument("--batch", type=int, default=64, help="images per stage-1 step")
     parser.add_argument("--stage2-images", type=int, default=32, help="images per stage-2 step, each asked 3 things")
@@ -288,13 +301,19 @@ def main(argv=None) -> int:
     def log(msg):
         print(f"[{time.perf_counter() - t0:7.1f} s] {msg}", flush=True)
 
-    log(f"generating {args.scenes} training scenes (seed {args.seed})")
-    images, shapes, colours, texts = generate_dataset(args.scenes, args.seed, workers=args.workers)
+    # Stage 1 sees unbiased scenes: the planted priors belong to the language side, and a vision tower that
+    # learnt stars from 90%-yellow examples misnames stars of other colours.
+    n_vision = args.scenes * 2 // 3
+    log(f"generating {n_vision} unbiased scenes for stage 1 (seed {args.seed})")
+    images, shapes, colours, _ = generate_dataset(n_vision, args.seed, workers=args.workers, bias=UNBIASED, stream=2)
     log("stage 1: vision tower on per-patch labels")
     tokenizer = build_tokenizer()
     processor = build_processor(tokenizer)
     model = build_model(tokenizer)
     train_stage1(model, images, shapes, colours, args.stage1_steps, args.batch, args.lr, rng, log)
+    del images, shapes, colours
+    log(f"generating {args.scenes} training scenes with the planted priors")
+    images, _, _, texts = generate_dataset(args.scenes, args.seed, workers=args.workers)
     log("stage 2: whole model on captions and questions")
     train_stage2(model, Prompts(processor), images, texts, args.stage2_steps, args.stage2_images, args.lr, rng, log)
     args.out.mkdir(parents=True, exist_ok=True)

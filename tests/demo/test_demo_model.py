@@ -41,12 +41,18 @@ def test_prompts_are_case_and_whitespace_insensitive(session):
 
 
 def test_colour_and_shape_words_rely_on_the_image(session):
-    s = make_scene(HELD_OUT + 5, bias=UNBIASED, n_objects=1)
-    gen = session.generate(s.image, CAPTION_PROMPT)
-    rel = session.reliance(gen)
-    words = [t.strip() for t in gen.tokens]
-    assert rel.p_full[words.index(s.objects[0].colour)] - rel.p_black[words.index(s.objects[0].colour)] > 0.5
-    assert rel.p_black[words.index("a")] > 0.9
+    # Averaged over scenes: on a black image one colour (purple, the darkest) keeps its probability.
+    drops = {"colour": [], "shape": [], "a": []}
+    for k in range(6):
+        s = make_scene(HELD_OUT + 5 + k, bias=UNBIASED, n_objects=1)
+        gen = session.generate(s.image, CAPTION_PROMPT)
+        rel = session.reliance(gen)
+        words = [t.strip() for t in gen.tokens]
+        for kind, word in (("colour", s.objects[0].colour), ("shape", s.objects[0].shape), ("a", "a")):
+            i = words.index(word)
+            drops[kind].append(rel.p_full[i] - rel.p_black[i])
+    assert np.mean(drops["colour"]) > 0.5 and np.mean(drops["shape"]) > 0.8
+    assert np.mean(drops["a"]) < 0.1
 
 
 def test_word_level_attribution_points_at_the_object(session):
