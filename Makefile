@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
+# Jupyter refuses to start as root unless told (containers and CI machines often run as root).
+LAB_FLAGS := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
 .PHONY: install lab demo test lint browser bench notebooks clean
 
@@ -19,7 +21,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 lab: install
-	$(VENV)/bin/jupyter lab notebooks/01_quickstart.ipynb
+	$(VENV)/bin/jupyter lab $(LAB_FLAGS) notebooks/01_quickstart.ipynb
 
 # Headless: explain the demo model's caption of a demo scene, writing a bundle and a figure.
 demo: install
