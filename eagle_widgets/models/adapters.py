@@ -79,6 +79,10 @@ class Adapter:
                              "Does the chat template place the image in the prompt?") from None
         return {k: v for k, v in out.items() if isinstance(v, torch.Tensor)}
 
+    def pixel_values(self, images: list[np.ndarray]) -> torch.Tensor:
+        """The image processor's pixel input for equal-size RGB images, one equal part per image along dim 0."""
+        return self.image_processor(images=self._images_arg(images), return_tensors="pt")["pixel_values"]
+
     def layout(self, labels: np.ndarray) -> torch.Tensor:
         """Region label of every element of `pixel_values` (int64, -1 where no pixel maps: padding)."""
         shifted = labels.astype(np.int64) + 1  # 0 is kept for padding

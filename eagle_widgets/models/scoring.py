@@ -9,8 +9,9 @@ import time
 import numpy as np
 import torch
 
-from ..core.errors import EagleError, InputError
+from ..core.errors import EagleError
 from ..core.regions import RegionSet
+from .composition import MAX_LEVEL_ERROR, NotComposable, RegionComposer, ResamplingComposer
 
 
 class ModelError(EagleError, RuntimeError):
@@ -59,17 +60,6 @@ class TeacherForcedSequence:
 
 def _repeat(t: torch.Tensor, b: int) -> torch.Tensor:
     return t.repeat(b, *([1] * (t.ndim - 1)))
-
-
-def _label_repeats(flat: torch.Tensor, limit: int = 64) -> int:
-    """The largest a (<= limit) such that each row of `flat`, split into a equal blocks, repeats one block."""
-    width = flat.shape[1]
-    for a in range(min(limit, width), 1, -1):
-        if width % a == 0:
-            blocks = flat.view(flat.shape[0], a, width // a)
-            if bool((blocks == blocks[:, :1]).all()):
-                return a
-    return 1
 
 
 def _is_oom(err: BaseException) -> bool:
@@ -139,47 +129,47 @@ class _ModelScorer:
 
 
 class MaskedInputScorer(_ModelScorer):
-    """The fast path: preprocess the image and a black image once, compose each masked input on the device."""
+    """The fast path with the published semantics: regions are blacked out in the original image before the
+    processor, but the processor runs only on a few images; every masked input is composed on the device
+    (see `composition`), in batches."""
+
+    semantics = "fast"
 
     def __init__(self, session, sequence, regions, image: np.ndarray, batch_size=None):
         super().__init__(session, sequence, regions, batch_size or 1)
-        adapter = session.adapter
-        full = adapter.encode([image], sequence.prompt_text)
+        t0 = time.perf_counter()
         black = sequence.pixel_values
-        if full["pixel_values"].shape != black.shape:
-            raise InputError("the processor lays out the image and a black image differently; "
-                             "use path='reference' for this model")
-        # Composed in float32 (lerp is exact at weights 0 and 1), cast to the model's dtype per batch.
-        self.pv_full = full["pixel_values"].to(self.device, dtype=torch.float32)
-        self.pv_black = black.to(self.device, dtype=torch.float32)
-        self.pixel_dtype = session.model_dtype if full["pixel_values"].is_floating_point() \
-            else full["pixel_values"].dtype
-        layout = adapter.layout(regions.labels)
-        if layout.shape != self.pv_full.shape:
-            raise InputError(f"the region layout {tuple(layout.shape)} does not match the model input "
-                             f"{tuple(self.pv_full.shape)}; use path='reference' for this model")
-        # Index N stands for "no region" (padding): it is always shown, and equals black there anyway.
-        layout = torch.where(layout < 0, torch.tensor(regions.n), layout)
-        # Colour channels (and Qwen's repeated frames) share one label: keep one copy and broadcast.
-        rows = self.pv_full.shape[0]
-        flat = layout.reshape(rows, -1)
-        repeats = _label_repeats(flat)
-        self.composed_shape = (rows, repeats, flat.shape[1] // repeats)
-        self.layout = flat.view(self.composed_shape)[:, 0, :].reshape(-1).to(self.device)
-        self.pv_full = self.pv_full.reshape(self.composed_shape)
-        self.pv_black = self.pv_black.reshape(self.composed_shape)
-        self.input_shape = tuple(full["pixel_values"].shape)
-        self.batch_size = batch_size or session.auto_batch_size(sequence.length, self.pv_full.numel())
+        self.composer, self.max_level_error, self.rejected = self._composer(session.adapter, sequence, regions, image)
+        self.setup_s = time.perf_counter() - t0
+        self.pixel_dtype = session.model_dtype if black.is_floating_point() else black.dtype
+        self.batch_size = batch_size or session.auto_batch_size(sequence.length, black.numel())
+
+    def _composer(self, adapter, sequence, regions, image):
+        """The exact composer where the processor allows it, else the region basis if it checks out."""
+        encode = lambda masked: adapter.encode([masked], sequence.prompt_text)["pixel_values"]  # noqa: E731
+        masks = _check_masks(regions.n)
+        rejected = []
+        for build, limit in ((lambda: ResamplingComposer(adapter.pixel_values, image, regions.labels, regions.n), 0.5),
+                             (lambda: RegionComposer(adapter.pixel_values, adapter.layout, image, regions.labels,
+                                                     regions.n), MAX_LEVEL_ERROR)):
+            try:
+                composer = build()
+                if tuple(sequence.pixel_values.shape) != composer.shape:
+                    raise NotComposable(f"the processor lays out the prompt's image as "
+                                        f"{tuple(sequence.pixel_values.shape)} but a lone image as {composer.shape}")
+                composer.to(self.device)
+                error = composer.check(encode, masks)
+                if error > limit:
+                    raise NotComposable(f"composed inputs differ from the processor's by {error:.1f} levels "
+                                        f"(at most {limit:g} accepted)")
+                return composer, error, rejected
+            except NotComposable as err:
+                rejected.append(str(err))
+        raise NotComposable("; ".join(rejected))
 
     def compose(self, visible: torch.Tensor) -> torch.Tensor:
         """Model pixel inputs for a batch of visibility masks, [B * pv.shape[0], ...]."""
-        b = visible.shape[0]
-        rows, _, width = self.composed_shape
-        weight = torch.ones(b, self.num_regions + 1, dtype=torch.float32, device=self.device)
-        weight[:, :-1] = visible.to(self.device, dtype=torch.float32)
-        weight = weight.index_select(1, self.layout).view(b, rows, 1, width)
-        pv = torch.lerp(self.pv_black.unsqueeze(0), self.pv_full.unsqueeze(0), weight)  # exact at 0 and 1
-        return pv.reshape(b * self.input_shape[0], *self.input_shape[1:]).to(self.pixel_dtype)
+        return self.composer.compose(visible).to(self.pixel_dtype)
 
     def __call__(self, visible: torch.Tensor) -> torch.Tensor:
         return self._chunked(visible, lambda chunk: self.forward(self.compose(chunk), chunk.shape[0]))
@@ -189,14 +179,66 @@ class MaskedInputScorer(_ModelScorer):
         visible = torch.as_tensor(visible, dtype=torch.bool)
         return self._chunked(visible, lambda chunk: self.forward(self.compose(chunk), chunk.shape[0], greedy=True))
 
+    def describe(self) -> dict:
+        c = self.composer
+        out = {"path": "fast", "semantics": "regions blacked out in the original image, then the processor",
+               "composition": c.method, "processor_calls": c.processor_calls,
+               "max_level_error": round(self.max_level_error, 3), "basis_bytes": c.nbytes,
+               "setup_s": round(self.setup_s, 4)}
+        if self.rejected:
+            out["not_exact_because"] = "; ".join(self.rejected)
+        return out
+
+
+class BatchedPixelScorer(_ModelScorer):
+    """The published steps (black out RGB pixels, run the processor on each masked image) with the processor
+    called once per batch and the forwards batched: the fallback where composition does not hold."""
+
+    semantics = "published (batched)"
+
+    def __init__(self, session, sequence, regions, image: np.ndarray, batch_size=None, note: str = ""):
+        super().__init__(session, sequence, regions, 1)
+        self.image = image
+        self.note = note
+        pv = sequence.pixel_values
+        self.pixel_dtype = session.model_dtype if pv.is_floating_point() else pv.dtype
+        self.batch_size = batch_size or session.auto_batch_size(sequence.length, pv.numel())
+
+    def _score(self, chunk: torch.Tensor, greedy: bool = False) -> torch.Tensor:
+        masked = [self.regions.apply(self.image, vis) for vis in chunk.cpu().numpy()]
+        pv = self.session.adapter.encode(masked, self.sequence.prompt_text)["pixel_values"]
+        return self.forward(pv.to(self.device, dtype=self.pixel_dtype), chunk.shape[0], greedy=greedy)
+
+    def __call__(self, visible: torch.Tensor) -> torch.Tensor:
+        return self._chunked(visible, self._score)
+
+    def greedy(self, visible: torch.Tensor) -> torch.Tensor:
+        return self._chunked(torch.as_tensor(visible, dtype=torch.bool), lambda c: self._score(c, greedy=True))
+
+    def describe(self) -> dict:
+        return {"path": "fast", "semantics": "regions blacked out in the original image, then the processor",
+                "composition": "none: the processor runs on every masked image (batched)", "note": self.note}
+
+
+def _check_masks(n: int) -> np.ndarray:
+    """Masks the composition is checked on: everything visible, and two seeded random halves."""
+    rng = np.random.default_rng(n)
+    return np.stack([np.ones(n, bool), rng.random(n) < 0.5, rng.random(n) < 0.5])
+
 
 class PixelSpaceScorer(_ModelScorer):
     """The reference (published) semantics: black out pixels in RGB, run the processor, one image per call."""
+
+    semantics = "published (reference)"
 
     def __init__(self, session, sequence, regions, image: np.ndarray, batch_size=None):
         super().__init__(session, sequence, regions, 1)
         self.image = image
         self.text = sequence.prompt_text
+
+    def describe(self) -> dict:
+        return {"path": "reference", "semantics": "regions blacked out in the original image, then the processor",
+                "composition": "none: one processor call and one forward per masked image"}
 
     def __call__(self, visible: torch.Tensor) -> torch.Tensor:
         rows = []

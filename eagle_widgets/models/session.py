@@ -17,7 +17,14 @@ from ..core.errors import EagleError, InputError
 from ..core.images import as_rgb_uint8
 from ..core.metrics import SENSITIVE_THRESHOLD
 from .adapters import Adapter, adapter_class_for
-from .scoring import MaskedInputScorer, PixelSpaceScorer, TeacherForcedSequence, choose_batch_size
+from .composition import NotComposable
+from .scoring import (
+    BatchedPixelScorer,
+    MaskedInputScorer,
+    PixelSpaceScorer,
+    TeacherForcedSequence,
+    choose_batch_size,
+)
 
 _session_ids = itertools.count(1)
 
@@ -203,13 +210,22 @@ class ModelSession:
                target_ids=None, batch_size: int | None = None):
         """The engine's Scorer for `tokens` of `generation` over `regions` (an int d for SLICO, a RegionSet or a
         label map). `target_ids` replaces the ids read at those positions (e.g. the correct answer of a
-        hallucination). `path="reference"` masks RGB pixels and runs the processor per image."""
-        cls = {"fast": MaskedInputScorer, "reference": PixelSpaceScorer}.get(path)
-        if cls is None:
+        hallucination). Both paths black out regions in the original image before the processor (the published
+        semantics); `path="fast"` composes the masked inputs from a region basis measured through the processor
+        (falling back to batched processor calls where that does not hold: `scorer.describe()` says which), and
+        `path="reference"` runs the processor and the model once per masked image."""
+        if path not in ("fast", "reference"):
             raise InputError(f"path must be 'fast' or 'reference', got {path!r}")
         sequence = self.sequence(generation, tokens, target_ids=target_ids, black=True)  # checks the generation
         rs = self._regions(generation, regions)
-        return cls(self, sequence, rs, generation.image, batch_size=batch_size or self.batch_size)
+        batch_size = batch_size or self.batch_size
+        if path == "reference":
+            return PixelSpaceScorer(self, sequence, rs, generation.image, batch_size=batch_size)
+        try:
+            return MaskedInputScorer(self, sequence, rs, generation.image, batch_size=batch_size)
+        except NotComposable as err:
+            return BatchedPixelScorer(self, sequence, rs, generation.image, batch_size=batch_size,
+                                      note=f"composition does not hold for this processor ({err})")
 
     def sequence(self, generation: Generation, tokens=None, *, target_ids=None, black: bool = False
                  ) -> TeacherForcedSequence:
@@ -282,6 +298,7 @@ class ModelSession:
             "model": self.name, "family": self.family, "prompt": generation.prompt, "answer": generation.text,
             "generated_tokens": generation.tokens, "generated_ids": generation.token_ids, "targets": targets,
             "target_ids": scorer.sequence.target_ids.tolist(), "path": path, "batch_size": scorer.batch_size,
+            "scoring": scorer.describe(),
         }
         if key is not None:
             self.cache.put(key, result)
@@ -291,7 +308,9 @@ class ModelSession:
         """p_t(image) and p_t(black) for every generated token, from one batch of two forward passes."""
         halves = RegionSet.grid(generation.image.shape[:2], rows=1, cols=2) if generation.image.shape[1] > 1 \
             else RegionSet.grid(generation.image.shape[:2], rows=2, cols=1)
-        scorer = self.scorer(generation, None, halves, batch_size=2)
+        # Only the whole image and the black one: two processor calls, no region basis needed.
+        sequence = self.sequence(generation, None, black=True)
+        scorer = BatchedPixelScorer(self, sequence, halves, generation.image, batch_size=2)
         p = scorer(torch.tensor([[True, True], [False, False]])).double().numpy()
         return Reliance(tokens=list(generation.tokens), p_full=p[0], p_black=p[1])
 
