@@ -269,8 +269,6 @@ class RegionComposer(_Composer):
         if float((grey_levels - GREY)[self.active].abs().max()) > 0.01:
             raise NotComposable("a uniform grey image does not come out uniform: the processor is not affine in "
                                 "the pixel values")
-        mixed = self.levels(step_x).numpy()[self.active.numpy()]
-        self.integral = bool(np.abs(mixed - np.rint(mixed)).max() < 0.01)  # uint8 resampling (PIL) gives whole levels
         self.source_y, self.source_x = self._sources(layout, h, w)
         self.radius = self._footprint_radius(step_x, step_y, h, w)
         self.margin = int(math.ceil(self.radius)) + 2
@@ -349,8 +347,8 @@ class RegionComposer(_Composer):
         """Split one class probe's response between its members (each element has one owner)."""
         h, w = self.labels.shape
         response = (self.levels(lo).numpy() - grey) + (self.levels(hi).numpy() - grey)
-        if self.integral:
-            response = np.rint(response)  # whole levels: removes the float noise of the inversion
+        if np.abs(response - np.rint(response)).max() < 0.01:
+            response = np.rint(response)  # whole levels (uint8 resampling): drop the float noise of the inversion
         hit = np.flatnonzero(active & (response != 0))
         if len(members) == 1:
             owner = np.full(len(hit), members[0], dtype=np.int64)

@@ -62,3 +62,23 @@ def test_word_level_attribution_points_at_the_object(session):
     target = s.objects[1]
     result = session.explain(gen, tokens=[len(words) - 1 - words[::-1].index(target.shape)], regions=26)
     assert result.pointing_game(mask=target.mask)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("level", ["word", "sentence"])
+def test_fast_and_published_paths_give_the_same_explanation_on_the_demo_scenes(session, level):
+    # The demo scenes are 224 px and the model reads 128 px: the default path must still be the method's.
+    from eagle_widgets.core import RegionSet
+
+    scene = make_scene(1_000_025)
+    gen = session.generate(scene.image, CAPTION_PROMPT, max_new_tokens=24)
+    words = [i for i, t in enumerate(gen.tokens) if t.strip() in ("circle", "cross", "star", "square", "triangle",
+                                                                   "moon")]
+    tokens = words[:1] if level == "word" else None
+    regions = RegionSet.slic(scene.image, n_segments=37)
+    fast = session.explain(gen, tokens=tokens, regions=regions, mode="exact")
+    published = session.explain(gen, tokens=tokens, regions=regions, mode="exact", path="reference")
+    assert fast.info["scoring"]["composition"] == "Pillow resampling reproduced on the device"
+    assert fast.order == published.order
+    np.testing.assert_allclose(fast.insertion, published.insertion, atol=1e-5)
+    np.testing.assert_allclose(fast.deletion, published.deletion, atol=1e-5)

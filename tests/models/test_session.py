@@ -4,7 +4,7 @@ import torch
 from eagle_widgets import load_session
 from eagle_widgets.core import Attribution, InputError, RegionSet
 from eagle_widgets.models import Generation, NotAVisionLanguageModel
-from eagle_widgets.models.scoring import MaskedInputScorer, ModelError, PixelSpaceScorer
+from eagle_widgets.models.scoring import BatchedPixelScorer, MaskedInputScorer, ModelError, PixelSpaceScorer
 
 from conftest import ALIGNED, FAMILIES, scene
 
@@ -15,7 +15,7 @@ PROMPT = "Describe the image in one sentence."
 def generations(sessions):
     cache = {}
 
-    def get(family, h=90, w=130):
+    def get(family, h=90, w=130):  # the default is smaller than every tiny model's input and not square
         key = (family, h, w)
         if key not in cache:
             cache[key] = sessions(family).generate(scene(h, w), PROMPT, max_new_tokens=5)
@@ -92,23 +92,29 @@ def test_fast_path_equals_reference_path(family, sessions, generations):
     assert fast.order == ref.order
 
 
+# Real-size, non-square images: smaller than every tiny model's input, taller than wide, larger than it.
+REAL_SIZES = [(90, 130), (300, 200), (480, 640)]
+
+
 @pytest.mark.parametrize("family", FAMILIES)
-def test_fast_path_close_to_reference_on_resized_images(family, sessions, generations):
-    # Off the processor's grid, resampling mixes pixels across region borders: only the borders differ.
-    s, g = sessions(family), generations(family)
-    regions = RegionSet.grid(g.image.shape[:2], rows=3, cols=3)
+@pytest.mark.parametrize("size", REAL_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_fast_path_equals_reference_on_real_size_images(family, size, sessions, generations):
+    s, g = sessions(family), generations(family, *size)
+    regions = RegionSet.slic(g.image, n_segments=20)
+    fast = s.scorer(g, regions=regions)
+    assert fast.describe()["composition"] == "Pillow resampling reproduced on the device"
+    assert fast.describe()["max_level_error"] == 0.0
     visible = torch.rand(8, regions.n, generator=torch.Generator().manual_seed(1)) > 0.5
-    fast = s.scorer(g, regions=regions)(visible)
-    ref = s.scorer(g, regions=regions, path="reference")(visible)
-    diff = float((fast - ref).abs().max())
-    print(f"{family}: resized max |p_fast - p_ref| = {diff:.2e}")
-    assert diff < 2e-3
+    visible[0], visible[1] = True, False
+    diff = float((fast(visible) - s.scorer(g, regions=regions, path="reference")(visible)).abs().max())
+    print(f"{family} {size}: max |p_fast - p_ref| = {diff:.2e}")
+    assert diff < 1e-5
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_composed_inputs_equal_processed_masked_images(family, sessions, generations):
-    # On the processor's own grid, composing after preprocessing is bit-identical to masking before it.
-    s, g = sessions(family), generations(family, ALIGNED, ALIGNED)
+    # Composing on the device reproduces the processor's output for the masked original image.
+    s, g = sessions(family), generations(family, 300, 200)
     regions = RegionSet.slic(g.image, n_segments=12)
     scorer = s.scorer(g, regions=regions)
     assert isinstance(scorer, MaskedInputScorer)
@@ -118,8 +124,28 @@ def test_composed_inputs_equal_processed_masked_images(family, sessions, generat
     per_image = composed.shape[0] // 5
     for i, vis in enumerate(visible):
         expected = s.adapter.encode([regions.apply(g.image, vis.numpy())], g.prompt_text)["pixel_values"]
-        assert torch.equal(composed[i * per_image:(i + 1) * per_image], expected.to(composed.dtype))
+        torch.testing.assert_close(composed[i * per_image:(i + 1) * per_image], expected.to(composed.dtype),
+                                   atol=1e-5, rtol=0)
     assert isinstance(s.scorer(g, path="reference", regions=4), PixelSpaceScorer)
+
+
+def test_processor_the_composers_cannot_reproduce_falls_back_to_published_steps(sessions, generations, monkeypatch):
+    # A processor that is not affine in the pixels (a gamma curve before its own steps): neither composer
+    # holds, so every masked image goes through the processor, batched, and the result says so.
+    s, g = sessions("llava"), generations("llava", 300, 200)
+    encode, pixel_values = s.adapter.encode, s.adapter.pixel_values
+    gamma = lambda im: (255 * (im / 255.0) ** 2).astype(np.uint8)  # noqa: E731
+    monkeypatch.setattr(s.adapter, "encode", lambda images, text: encode([gamma(i) for i in images], text))
+    monkeypatch.setattr(s.adapter, "pixel_values", lambda images: pixel_values([gamma(i) for i in images]))
+    regions = RegionSet.grid(g.image.shape[:2], rows=2, cols=3)
+    scorer = s.scorer(g, regions=regions)
+    assert isinstance(scorer, BatchedPixelScorer)
+    assert "does not hold" in scorer.describe()["note"]
+    visible = torch.rand(6, regions.n, generator=torch.Generator().manual_seed(3)) > 0.5
+    torch.testing.assert_close(scorer(visible), s.scorer(g, regions=regions, path="reference")(visible),
+                               atol=1e-6, rtol=1e-5)
+    result = s.explain(g, tokens=[0], regions=regions, mode="efficient")
+    assert result.info["scoring"]["composition"].startswith("none")
 
 
 @pytest.mark.parametrize("family", ["llava", "qwen2_5_vl"])
