@@ -209,16 +209,17 @@ class ResamplingComposer(_Composer):
             index.append(keys)
             values.append(np.bincount(inverse, weights=np.concatenate(vals)))
         keys, vals = np.concatenate(index), np.concatenate(values)
-        first = torch.sparse_csr_tensor(*_csr(keys // n, keys % n, vals, H * w * 3), size=(H * w * 3, n),
-                                        dtype=torch.float64, check_invariants=True)
-        return first, _torch_csr(axis_matrix(H, h, call.resample)), (h, w, transposed)
+        from scipy.sparse import csr_matrix
+
+        first = csr_matrix((vals, (keys // n, keys % n)), shape=(H * w * 3, n))
+        return FixedPointPass(first), FixedPointPass(axis_matrix(H, h, call.resample), 255.0), (h, w, transposed)
 
     def _chained_pass(self, call) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int, bool]]:
         """A resize of an earlier resize's output: both passes' taps, applied to the dense earlier result."""
         transposed = rows_first(call.in_size, call.size, call.resample)
         (W, H), (w, h) = call.in_size, call.size
-        across, down = (_torch_csr(axis_matrix(W, w, call.resample)), _torch_csr(axis_matrix(H, h, call.resample)))
-        return across, down, (h, w, transposed)
+        return (FixedPointPass(axis_matrix(W, w, call.resample), 255.0),
+                FixedPointPass(axis_matrix(H, h, call.resample), 255.0), (h, w, transposed))
 
     def to(self, device: torch.device) -> ResamplingComposer:
         super().to(device)
@@ -229,15 +230,15 @@ class ResamplingComposer(_Composer):
 
     def _levels(self, visible: torch.Tensor) -> torch.Tensor:
         resized_elements = sum(a.shape[0] for a, _, _ in self._passes)
-        per_chunk = max(1, COMPOSE_BYTES // (8 * resized_elements))
+        per_chunk = max(1, COMPOSE_BYTES // (12 * resized_elements))
         out = []
         for start in range(0, visible.shape[0], per_chunk):
-            v = visible[start:start + per_chunk].to(torch.float64).T.contiguous()  # [N, b]
+            v = visible[start:start + per_chunk].to(torch.float32).T.contiguous()  # [N, b]
             resized = []
             for call, (first, second, (h, w, transposed)) in zip(self.calls, self._passes):
                 if call.source == -1:
-                    once = round_pass(torch.sparse.mm(first, v))  # [H * w * 3, b]
-                    twice = round_pass(torch.sparse.mm(second, once.reshape(second.shape[1], -1)))  # [h, w*3*b]
+                    once = first(v)  # [H * w * 3, b]
+                    twice = second(once.reshape(second.shape[1], -1))  # [h, w * 3 * b]
                     if transposed:  # [w, h] of the original orientation -> [h, w]
                         twice = twice.reshape(h, w, 3, -1).transpose(0, 1)
                 else:
@@ -249,7 +250,7 @@ class ResamplingComposer(_Composer):
 
     @property
     def nbytes(self) -> int:
-        return sum(_csr_bytes(a) + _csr_bytes(b) for a, b, _ in self._passes) + self.source.numel() * 8
+        return sum(a.nbytes + b.nbytes for a, b, _ in self._passes) + self.source.numel() * 8
 
 
 class RegionComposer(_Composer):
@@ -386,26 +387,65 @@ def _csr(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, num_rows: int):
     return torch.from_numpy(indptr), torch.from_numpy(cols.astype(np.int64)), torch.from_numpy(vals)
 
 
-def _torch_csr(m) -> torch.Tensor:
-    """A scipy CSR matrix as a float64 torch CSR tensor."""
-    return torch.sparse_csr_tensor(torch.from_numpy(m.indptr).long(), torch.from_numpy(m.indices).long(),
-                                   torch.from_numpy(m.data), size=m.shape, dtype=torch.float64,
-                                   check_invariants=True)
+class FixedPointPass:
+    """One of Pillow's passes: fixed-point sums `matrix @ x` (whole numbers), rounded and clipped as Pillow does.
+
+    float32 products are several times faster than float64 but exact only below 2**24, and the sums reach
+    2**31. So the matrix is split as hi * 2**12 + lo, whose partial sums stay exact in float32 for inputs up to
+    `input_max` (checked here; a pass that could exceed it keeps float64), and Pillow's (s + 2**21) >> 22 is
+    recombined exactly from the two parts.
+    """
+
+    def __init__(self, matrix, input_max: float = 1.0):
+        matrix = matrix.tocsr()
+        matrix.sort_indices()
+        hi = np.round(matrix.data / 4096.0)
+        lo = matrix.data - hi * 4096.0
+        row_of = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+        bound = lambda part: np.bincount(row_of, np.abs(part), matrix.shape[0]).max(initial=0) * input_max  # noqa
+        self.shape = matrix.shape
+        self.split = bound(hi) < 2 ** 22 and bound(lo) < 2 ** 22
+        rows, cols = torch.from_numpy(matrix.indptr).long(), torch.from_numpy(matrix.indices).long()
+        values = [torch.from_numpy(hi).float(), torch.from_numpy(lo).float()] if self.split \
+            else [torch.from_numpy(matrix.data).double()]
+        # The parts share one set of indices.
+        self.parts = [torch.sparse_csr_tensor(rows, cols, v, size=matrix.shape, check_invariants=True) for v in values]
+
+    def to(self, device) -> FixedPointPass:
+        if self.parts[0].device != torch.device(device):
+            rows, cols = self.parts[0].crow_indices().to(device), self.parts[0].col_indices().to(device)
+            self.parts = [torch.sparse_csr_tensor(rows, cols, p.values().to(device), size=self.shape)
+                          for p in self.parts]
+        return self
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """[rows, cols] whole numbers (float32) -> [out, cols] Pillow's rounded, clipped result (float32)."""
+        if not self.split:
+            return round_pass(torch.sparse.mm(self.parts[0], x.double())).float()
+        t = torch.sparse.mm(self.parts[0], x).mul_(4096.0).add_(2.0 ** 21)  # multiples of 2**12: exact
+        q = torch.floor(t * 2.0 ** -22)
+        r = t.sub_(q * 2.0 ** 22)  # in [0, 2**22)
+        r.add_(torch.sparse.mm(self.parts[1], x)).mul_(2.0 ** -22).floor_()
+        return q.add_(r).clamp_(0.0, 255.0)
+
+    @property
+    def nbytes(self) -> int:
+        return _csr_bytes(self.parts[0]) + sum(p.values().numel() * p.values().element_size() for p in self.parts[1:])
 
 
-def _resize_dense(images: torch.Tensor, in_size, across: torch.Tensor, down: torch.Tensor,
+def _resize_dense(images: torch.Tensor, in_size, across: FixedPointPass, down: FixedPointPass,
                   transposed: bool) -> torch.Tensor:
     """Pillow's resize of resized images [H * W * 3, b] (whole levels) -> [h, w, 3, b]."""
     (W, H), b = in_size, images.shape[1]
     x = images.reshape(H, W, 3, b)
 
     def along_rows(t):  # [H', W', 3, b] -> [h, W', 3, b]
-        return round_pass(torch.sparse.mm(down, t.reshape(t.shape[0], -1))).reshape(down.shape[0], *t.shape[1:])
+        return down(t.reshape(t.shape[0], -1)).reshape(down.shape[0], *t.shape[1:])
 
     def along_columns(t):  # [H', W', 3, b] -> [H', w, 3, b]
-        moved = t.transpose(0, 1)
-        return round_pass(torch.sparse.mm(across, moved.reshape(moved.shape[0], -1))).reshape(
-            across.shape[0], t.shape[0], *t.shape[2:]).transpose(0, 1)
+        moved = t.transpose(0, 1).contiguous()
+        return across(moved.reshape(moved.shape[0], -1)).reshape(across.shape[0], t.shape[0], *t.shape[2:]).transpose(
+            0, 1)
 
     return along_columns(along_rows(x)) if transposed else along_rows(along_columns(x))
 
