@@ -133,8 +133,6 @@ class MaskedInputScorer(_ModelScorer):
     processor, but the processor runs only on a few images; every masked input is composed on the device
     (see `composition`), in batches."""
 
-    semantics = "fast"
-
     def __init__(self, session, sequence, regions, image: np.ndarray, batch_size=None):
         super().__init__(session, sequence, regions, batch_size or 1)
         t0 = time.perf_counter()
@@ -194,8 +192,6 @@ class BatchedPixelScorer(_ModelScorer):
     """The published steps (black out RGB pixels, run the processor on each masked image) with the processor
     called once per batch and the forwards batched: the fallback where composition does not hold."""
 
-    semantics = "published (batched)"
-
     def __init__(self, session, sequence, regions, image: np.ndarray, batch_size=None, note: str = ""):
         super().__init__(session, sequence, regions, 1)
         self.image = image
@@ -228,8 +224,6 @@ def _check_masks(n: int) -> np.ndarray:
 
 class PixelSpaceScorer(_ModelScorer):
     """The reference (published) semantics: black out pixels in RGB, run the processor, one image per call."""
-
-    semantics = "published (reference)"
 
     def __init__(self, session, sequence, regions, image: np.ndarray, batch_size=None):
         super().__init__(session, sequence, regions, 1)
