@@ -8,8 +8,11 @@ image with `PIL.Image.resize` and then only crop, tile, pad, flatten and normali
 resize calls, finds where every model-input element comes from by substituting index images for the
 resized ones, and reproduces Pillow's two fixed-point passes, rounding and clipping included (see
 `resampling`). The first pass is linear in the visibility vector, so it is stored as a sparse basis over the
-regions ([rows x columns x 3, N], about one entry per resized element), the second as Pillow's taps. Memory
-grows with the resized image, never with the number of regions, and masks are composed in chunks.
+regions ([rows x columns x 3, N], about one entry per resized element), the second as Pillow's taps. For the
+0/1 masks the search uses, each element is moreover a polynomial in the visibility of the few regions under
+its footprint (`RegionPolynomial`): composing a batch is then one sparse product, still exact. Memory grows
+with the resized image and the regions under each footprint (capped), not with the number of regions, and
+masks are composed in chunks.
 
 `RegionComposer` (general, up to rounding): a processor that is affine in the pixel values except for its
 final uint8 rounding and clipping gives
@@ -26,7 +29,6 @@ processor on masked images, and otherwise run the processor on every masked imag
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -34,7 +36,8 @@ import torch
 from PIL import Image
 
 from ..core.errors import EagleError
-from .resampling import FILTERS, axis_matrix, coefficients, resize_hook, round_pass, rows_first, trace_resizes
+from .fixed_point import FixedPointPass, RegionFirstPass, RegionPolynomial, csr_bytes, csr_parts, resize_dense
+from .resampling import FILTERS, axis_matrix, coefficients, resize_hook, rows_first, trace_resizes
 
 GREY = 64  # probe offset: leaves 63 levels of head room for filter overshoot on both sides
 HALF = 128  # each probe carries at most this much of a pixel value
@@ -42,8 +45,6 @@ HALF = 128  # each probe carries at most this much of a pixel value
 # (+-1) and the processor's two-pass resampling rounds once more in between.
 MAX_LEVEL_ERROR = 4.0
 PROBE_PIXELS = 24_000_000  # pixels per processor call while probing (bounds the probing memory)
-# torch calls its sparse CSR support "beta" once per process; the composition checks itself on real processor calls.
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 COMPOSE_BYTES = 256 << 20  # resized float64 images held at once while composing a batch
 
 
@@ -114,7 +115,7 @@ class _Composer:
         if not hasattr(self, "_base_f"):
             self.to(self.device)
         levels = self._levels(visible.to(self.device))
-        pv = self._base_f + self._gain_f * levels.float()
+        pv = torch.addcmul(self._base_f, self._gain_f, levels.float())
         return pv.reshape(visible.shape[0] * self.shape[0], *self.shape[1:])
 
     def check(self, encode: Callable[[np.ndarray], torch.Tensor], masks: np.ndarray) -> float:
@@ -152,7 +153,22 @@ class ResamplingComposer(_Composer):
         self.processor_calls += 1
         self.calls = calls
         self.source = self._sources()
-        self._passes = [self._first_pass(call) if call.source == -1 else self._chained_pass(call) for call in calls]
+        direct = [self._first_pass(call) for call in calls if call.source == -1]
+        self.lookup = None
+        if len(direct) == len(calls):
+            try:
+                self.lookup = RegionPolynomial(direct, self.source.numpy(), self.num_regions)
+            except RegionPolynomial.TooWide:
+                pass  # the fixed-point passes below: exact too, slower
+        # Fractional masks, and 0/1 masks without the polynomial, run Pillow's passes.
+        first_pass = FixedPointPass if self.lookup is not None else RegionFirstPass
+        direct, self._passes = iter(direct), []
+        for call in calls:
+            if call.source == -1:
+                first, second, frame = next(direct)
+                self._passes.append((first_pass(first), FixedPointPass(second, 255.0), frame))
+            else:
+                self._passes.append(self._chained_pass(call))
 
     def _sources(self) -> torch.Tensor:
         """Index of each model-input element in the concatenated resized images (-1: not from the image)."""
@@ -180,8 +196,9 @@ class ResamplingComposer(_Composer):
             raise NotComposable("some model-input elements depend on the image but on no resized pixel")
         return source
 
-    def _first_pass(self, call) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int, bool]]:
-        """Pillow's first pass as a sparse basis over regions, [H * w * 3, N], and its second pass's taps, [h, H].
+    def _first_pass(self, call):
+        """Pillow's first pass as a sparse basis over regions, [H * w * 3, N], and its second pass's taps, [h, H]
+        (scipy CSR), with the pass frame (h, w, transposed).
 
         Written for columns first; when Pillow runs rows first the image is transposed and so is the result."""
         transposed = rows_first(call.in_size, call.size, call.resample)
@@ -193,26 +210,26 @@ class ResamplingComposer(_Composer):
         xmin, taps = coefficients(W, w, call.resample)
         n = self.num_regions
         rows_per_block = max(1, 8_000_000 // (w * 3 * taps.shape[1]))
-        index, values = [], []
+        from scipy.sparse import coo_matrix, vstack
+
+        blocks = []
         for y0 in range(0, H, rows_per_block):
             y1 = min(H, y0 + rows_per_block)
-            keys, vals = [], []
+            elements, regions, vals = [], [], []
             for t in range(taps.shape[1]):
                 use = (taps[:, t] != 0) & (xmin + t < W)
                 cols = np.flatnonzero(use)
                 xs = xmin[cols] + t
-                element = ((np.arange(y0, y1)[:, None] * w + cols[None, :]) * 3)[:, :, None] + np.arange(3)
-                lab = np.broadcast_to(labels[y0:y1, xs][:, :, None], element.shape)
-                keys.append((element * n + lab).ravel())
+                element = ((np.arange(y1 - y0)[:, None] * w + cols[None, :]) * 3)[:, :, None] + np.arange(3)
+                elements.append(element.ravel())
+                regions.append(np.broadcast_to(labels[y0:y1, xs][:, :, None], element.shape).ravel())
                 vals.append((img[y0:y1, xs, :] * taps[cols, t][None, :, None]).ravel())
-            keys, inverse = np.unique(np.concatenate(keys), return_inverse=True)
-            index.append(keys)
-            values.append(np.bincount(inverse, weights=np.concatenate(vals)))
-        keys, vals = np.concatenate(index), np.concatenate(values)
-        from scipy.sparse import csr_matrix
-
-        first = csr_matrix((vals, (keys // n, keys % n)), shape=(H * w * 3, n))
-        return FixedPointPass(first), FixedPointPass(axis_matrix(H, h, call.resample), 255.0), (h, w, transposed)
+            # Converting to CSR sums each (element, region)'s taps.
+            blocks.append(coo_matrix((np.concatenate(vals), (np.concatenate(elements), np.concatenate(regions))),
+                                     shape=((y1 - y0) * w * 3, n)).tocsr())
+        first = vstack(blocks).tocsr()
+        first.eliminate_zeros()
+        return first, axis_matrix(H, h, call.resample), (h, w, transposed)
 
     def _chained_pass(self, call) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int, bool]]:
         """A resize of an earlier resize's output: both passes' taps, applied to the dense earlier result."""
@@ -224,11 +241,15 @@ class ResamplingComposer(_Composer):
     def to(self, device: torch.device) -> ResamplingComposer:
         super().to(device)
         self._passes = [(a.to(device), b.to(device), hw) for a, b, hw in self._passes]
+        if self.lookup is not None:
+            self.lookup.to(device)
         self._source = self.source.clamp(min=0).to(device)
         self._active = self.active.to(device)
         return self
 
     def _levels(self, visible: torch.Tensor) -> torch.Tensor:
+        if self.lookup is not None and visible.dtype == torch.bool:
+            return self.lookup(visible.T.to(torch.float32)).T
         resized_elements = sum(a.shape[0] for a, _, _ in self._passes)
         per_chunk = max(1, COMPOSE_BYTES // (12 * resized_elements))
         out = []
@@ -242,7 +263,7 @@ class ResamplingComposer(_Composer):
                     if transposed:  # [w, h] of the original orientation -> [h, w]
                         twice = twice.reshape(h, w, 3, -1).transpose(0, 1)
                 else:
-                    twice = _resize_dense(resized[call.source], call.in_size, first, second, transposed)
+                    twice = resize_dense(resized[call.source], call.in_size, first, second, transposed)
                 resized.append(twice.reshape(h * w * 3, -1))
             resized = torch.cat(resized)
             out.append((resized[self._source] * self._active[:, None]).T)
@@ -250,7 +271,8 @@ class ResamplingComposer(_Composer):
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes + b.nbytes for a, b, _ in self._passes) + self.source.numel() * 8
+        return (sum(a.nbytes + b.nbytes for a, b, _ in self._passes) + self.source.numel() * 8
+                + (self.lookup.nbytes if self.lookup is not None else 0))
 
 
 class RegionComposer(_Composer):
@@ -340,7 +362,7 @@ class RegionComposer(_Composer):
                 self._add_class(members, outs[2 * k], outs[2 * k + 1], grey, active, rows, cols, vals)
         rows, cols, vals = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
         order = np.lexsort((cols, rows))
-        return torch.sparse_csr_tensor(*_csr(rows[order], cols[order], vals[order].astype(np.float32),
+        return torch.sparse_csr_tensor(*csr_parts(rows[order], cols[order], vals[order].astype(np.float32),
                                              self.base.shape[0]), size=(self.base.shape[0], self.num_regions),
                                        check_invariants=True)
 
@@ -377,82 +399,7 @@ class RegionComposer(_Composer):
 
     @property
     def nbytes(self) -> int:
-        return _csr_bytes(self.matrix)
-
-
-def _csr(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, num_rows: int):
-    """CSR index arrays from COO entries sorted by row."""
-    indptr = np.zeros(num_rows + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=num_rows), out=indptr[1:])
-    return torch.from_numpy(indptr), torch.from_numpy(cols.astype(np.int64)), torch.from_numpy(vals)
-
-
-class FixedPointPass:
-    """One of Pillow's passes: fixed-point sums `matrix @ x` (whole numbers), rounded and clipped as Pillow does.
-
-    float32 products are several times faster than float64 but exact only below 2**24, and the sums reach
-    2**31. So the matrix is split as hi * 2**12 + lo, whose partial sums stay exact in float32 for inputs up to
-    `input_max` (checked here; a pass that could exceed it keeps float64), and Pillow's (s + 2**21) >> 22 is
-    recombined exactly from the two parts.
-    """
-
-    def __init__(self, matrix, input_max: float = 1.0):
-        matrix = matrix.tocsr()
-        matrix.sort_indices()
-        hi = np.round(matrix.data / 4096.0)
-        lo = matrix.data - hi * 4096.0
-        row_of = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
-        bound = lambda part: np.bincount(row_of, np.abs(part), matrix.shape[0]).max(initial=0) * input_max  # noqa
-        self.shape = matrix.shape
-        self.split = bound(hi) < 2 ** 22 and bound(lo) < 2 ** 22
-        rows, cols = torch.from_numpy(matrix.indptr).long(), torch.from_numpy(matrix.indices).long()
-        values = [torch.from_numpy(hi).float(), torch.from_numpy(lo).float()] if self.split \
-            else [torch.from_numpy(matrix.data).double()]
-        # The parts share one set of indices.
-        self.parts = [torch.sparse_csr_tensor(rows, cols, v, size=matrix.shape, check_invariants=True) for v in values]
-
-    def to(self, device) -> FixedPointPass:
-        if self.parts[0].device != torch.device(device):
-            rows, cols = self.parts[0].crow_indices().to(device), self.parts[0].col_indices().to(device)
-            self.parts = [torch.sparse_csr_tensor(rows, cols, p.values().to(device), size=self.shape)
-                          for p in self.parts]
-        return self
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """[rows, cols] whole numbers (float32) -> [out, cols] Pillow's rounded, clipped result (float32)."""
-        if not self.split:
-            return round_pass(torch.sparse.mm(self.parts[0], x.double())).float()
-        t = torch.sparse.mm(self.parts[0], x).mul_(4096.0).add_(2.0 ** 21)  # multiples of 2**12: exact
-        q = torch.floor(t * 2.0 ** -22)
-        r = t.sub_(q * 2.0 ** 22)  # in [0, 2**22)
-        r.add_(torch.sparse.mm(self.parts[1], x)).mul_(2.0 ** -22).floor_()
-        return q.add_(r).clamp_(0.0, 255.0)
-
-    @property
-    def nbytes(self) -> int:
-        return _csr_bytes(self.parts[0]) + sum(p.values().numel() * p.values().element_size() for p in self.parts[1:])
-
-
-def _resize_dense(images: torch.Tensor, in_size, across: FixedPointPass, down: FixedPointPass,
-                  transposed: bool) -> torch.Tensor:
-    """Pillow's resize of resized images [H * W * 3, b] (whole levels) -> [h, w, 3, b]."""
-    (W, H), b = in_size, images.shape[1]
-    x = images.reshape(H, W, 3, b)
-
-    def along_rows(t):  # [H', W', 3, b] -> [h, W', 3, b]
-        return down(t.reshape(t.shape[0], -1)).reshape(down.shape[0], *t.shape[1:])
-
-    def along_columns(t):  # [H', W', 3, b] -> [H', w, 3, b]
-        moved = t.transpose(0, 1).contiguous()
-        return across(moved.reshape(moved.shape[0], -1)).reshape(across.shape[0], t.shape[0], *t.shape[2:]).transpose(
-            0, 1)
-
-    return along_columns(along_rows(x)) if transposed else along_rows(along_columns(x))
-
-
-def _csr_bytes(m: torch.Tensor) -> int:
-    return int(m.values().numel() * m.values().element_size() + m.col_indices().numel() * 8
-               + m.crow_indices().numel() * 8)
+        return csr_bytes(self.matrix)
 
 
 def _step(image: np.ndarray, axis: int) -> np.ndarray:

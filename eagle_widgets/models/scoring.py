@@ -136,6 +136,7 @@ class MaskedInputScorer(_ModelScorer):
     def __init__(self, session, sequence, regions, image: np.ndarray, batch_size=None):
         super().__init__(session, sequence, regions, batch_size or 1)
         t0 = time.perf_counter()
+        self.compose_s = 0.0
         black = sequence.pixel_values
         self.composer, self.max_level_error, self.rejected = self._composer(session.adapter, sequence, regions, image)
         self.setup_s = time.perf_counter() - t0
@@ -167,7 +168,10 @@ class MaskedInputScorer(_ModelScorer):
 
     def compose(self, visible: torch.Tensor) -> torch.Tensor:
         """Model pixel inputs for a batch of visibility masks, [B * pv.shape[0], ...]."""
-        return self.composer.compose(visible).to(self.pixel_dtype)
+        t0 = time.perf_counter()
+        out = self.composer.compose(visible).to(self.pixel_dtype)
+        self.compose_s += time.perf_counter() - t0
+        return out
 
     def __call__(self, visible: torch.Tensor) -> torch.Tensor:
         return self._chunked(visible, lambda chunk: self.forward(self.compose(chunk), chunk.shape[0]))

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import torch
 from eagle_widgets.core import RegionSet
+from eagle_widgets.models import fixed_point
 from eagle_widgets.models.composition import RegionComposer, ResamplingComposer
+from eagle_widgets.models.fixed_point import LOOKUP_BYTES
 from eagle_widgets.models.resampling import FILTERS, emulate, rows_first, trace_resizes
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -81,5 +83,27 @@ def test_basis_memory_follows_the_resized_image_not_the_region_count(demo_sessio
     labels = RegionSet.grid(img.shape[:2], n=regions_n).labels
     composer = ResamplingComposer(demo_session.adapter.pixel_values, img, labels, int(labels.max()) + 1)
     resized = sum(c.in_size[1] * c.size[0] * 3 for c in composer.calls)  # first pass: H x w x 3
-    print(f"N={regions_n}: basis {composer.nbytes / 2**20:.1f} MiB for {resized} resized elements")
-    assert composer.nbytes < 40 * resized  # about one float64 entry + index per element, plus borders
+    lookup = composer.lookup.nbytes if composer.lookup is not None else 0
+    print(f"N={regions_n}: passes {(composer.nbytes - lookup) / 2**20:.1f} MiB for {resized} resized elements, "
+          f"lookup {lookup / 2**20:.1f} MiB")
+    assert composer.nbytes - lookup < 40 * resized  # about one float64 entry + index per element, plus borders
+    assert lookup <= LOOKUP_BYTES  # coefficients grow with the regions under each footprint, up to the cap
+
+
+def test_region_polynomial_equals_the_fixed_point_passes_and_the_processor(demo_session, monkeypatch):
+    img = _harsh(210, 330, 2)
+    regions = RegionSet.slic(img, n_segments=40)
+    composer = ResamplingComposer(demo_session.adapter.pixel_values, img, regions.labels, regions.n)
+    assert composer.lookup is not None
+    masks = torch.as_tensor(np.random.default_rng(3).random((12, regions.n)) < 0.5)
+    masks[0], masks[1] = True, False
+    looked_up = composer.compose(masks)
+    lookup, composer.lookup = composer.lookup, None
+    assert torch.equal(looked_up, composer.compose(masks))  # bit for bit
+    composer.lookup = lookup
+    assert composer.check(lambda m: demo_session.adapter.pixel_values([m]), masks[:4].numpy()) < 1e-3  # float32 ulps
+    # Footprints wider than the limit keep the fixed-point passes, still exact.
+    monkeypatch.setattr(fixed_point, "LOOKUP_REGIONS", 1)
+    narrow = ResamplingComposer(demo_session.adapter.pixel_values, img, regions.labels, regions.n)
+    assert narrow.lookup is None
+    assert torch.equal(narrow.compose(masks), looked_up)
