@@ -89,7 +89,7 @@ class RandomOrder(Baseline):
     defaults = {"seed": 0}
 
     def _compute(self, session, generation, targets, regions, target_ids):
-        rs = session._regions(generation, regions)
+        rs = session.regions(generation, regions)
         rank = np.random.default_rng(self.params["seed"]).permutation(rs.n)
         return rs.values_to_pixels(1.0 - rank / max(1, rs.n - 1)), None
 

@@ -11,6 +11,40 @@ from . import metrics
 from .errors import InputError
 from .regions import RegionSet
 
+# How a map turns the greedy path into colours. Each is named and explained wherever a map is drawn.
+MAP_ENCODINGS = {
+    "gain": "each region's own gain in F when it was added, as a share of the largest gain (a loss shows as 0)",
+    "paper": "rank 1 = 1, then the share of the later gains still to come (the authors' map; it stretches small "
+             "gains over the whole scale)",
+}
+IMAGE_INDEPENDENT = 0.05  # below this much movement of p along the paths, a map ranks noise
+
+
+def region_map(order, scores, num_regions: int, encoding: str = "gain") -> np.ndarray:
+    """Value per region label in [0, 1] from the ranked regions `order` and F along them (`scores`, len(order)+1
+    points, or fewer for a preview: regions past the known scores get 0, as do unranked regions)."""
+    if encoding not in MAP_ENCODINGS:
+        raise InputError(f"the map encoding is one of {', '.join(MAP_ENCODINGS)}; got {encoding!r}")
+    values = np.zeros(int(num_regions), dtype=np.float64)
+    scores = np.asarray(scores, dtype=np.float64)
+    order = [int(r) for r in order][: max(0, len(scores) - 1)]
+    if not order:
+        return values
+    gains = np.diff(scores[: len(order) + 1])
+    if encoding == "gain":
+        top = gains.max()
+        if top > 0:
+            values[order] = np.clip(gains, 0, None) / top
+        return values
+    # The authors' normalisation: a = -cumsum(|gain|), min-max scaled, so rank 1 -> 1 and the last rank -> 0.
+    a = -np.cumsum(np.abs(gains))
+    span = a[0] - a[-1]
+    if span > 0:
+        values[order] = (a - a[-1]) / span
+    elif len(order) == 1:
+        values[order] = 1.0
+    return values
+
 
 @dataclass(eq=False)
 class Attribution:
@@ -84,31 +118,32 @@ class Attribution:
     # -- the map (method section 5) -------------------------------------------------------------
     @cached_property
     def region_values(self) -> np.ndarray:
-        """Attribution value per region label in [0, 1]: rank 1 -> 1, last rank -> 0 (float64).
+        """The paper's map per region label in [0, 1] (encoding "paper", see `MAP_ENCODINGS`)."""
+        return region_map(self.order, self.scores, self.num_regions, "paper")
 
-        Regions a partial (cancelled) result has not ranked get 0. If every gain after the first is
-        zero the map carries no ranking information and is all zeros (see `degenerate`).
-        """
-        values = np.zeros(self.num_regions, dtype=np.float64)
-        if not self.order:
-            return values
-        gains = np.abs(np.diff(self.scores))
-        a = -np.cumsum(gains)
-        span = a[0] - a[-1]
-        if span > 0:
-            values[self.order] = (a - a[-1]) / span
-        elif len(self.order) == 1:
-            values[self.order] = 1.0
-        return values
+    def region_map(self, encoding: str = "gain") -> np.ndarray:
+        """Value per region label in [0, 1] under `encoding` (see `MAP_ENCODINGS`; unranked regions get 0)."""
+        return region_map(self.order, self.scores, self.num_regions, encoding)
 
     @property
     def degenerate(self) -> bool:
         """True when the map has no ranking information (all gains after the first are zero)."""
         return len(self.order) > 1 and not np.any(self.region_values > 0)
 
-    def pixel_map(self, smooth: float = 0.0) -> np.ndarray:
-        """The map at pixel level (float32 HxW), optionally smoothed with a Gaussian of `smooth` pixels."""
-        pix = self.regions.values_to_pixels(self.region_values)
+    @property
+    def image_dependence(self) -> float:
+        """How far the selection's mean probability moves as regions are revealed or removed (0..1).
+
+        Below IMAGE_INDEPENDENT the selection barely depends on the image and any map of it ranks noise."""
+        if len(self.order) == 0:
+            return 0.0
+        return float(max(np.ptp(self.insertion), np.ptp(self.deletion)))
+
+    def pixel_map(self, smooth: float = 0.0, encoding: str = "paper") -> np.ndarray:
+        """The map at pixel level (float32 HxW), optionally smoothed with a Gaussian of `smooth` pixels.
+
+        The default is the paper's encoding, which the pixel-level metrics and the pointing game follow."""
+        pix = self.regions.values_to_pixels(self.region_map(encoding))
         if smooth > 0:
             from scipy.ndimage import gaussian_filter
 
@@ -174,17 +209,18 @@ class Attribution:
     def pointing_game(self, *, box=None, mask=None) -> bool:
         return metrics.pointing_game(self.pixel_map(), box=box, mask=mask)
 
-    def figure(self, path=None, *, reliance=None, correction=None, smooth: float = 1.5, cmap: str = "jet",
+    def figure(self, path=None, *, reliance=None, correction=None, smooth: float = 1.5, encoding: str = "gain",
                title: str | None = None, dpi: int = 150):
         """A publication figure: the image, the map over it with a colour bar, and the answer as a token strip
         coloured by reliance on the image (explained tokens boxed). `reliance`: one value per generated
         token (e.g. `session.reliance(gen).evidence`; by default only the explained tokens are coloured).
         `correction` (a `Correction`) adds the image with the removed regions and says whether the answer was
-        corrected. Saved to `path` (.png, .svg or .pdf) when given; returns the matplotlib Figure."""
+        corrected. `encoding` is the map's normalisation (see `MAP_ENCODINGS`), named on the colour bar. Saved to
+        `path` (.png, .svg or .pdf) when given; returns the matplotlib Figure."""
         from .figures import attribution_figure
 
-        return attribution_figure(self, path, reliance=reliance, correction=correction, smooth=smooth, cmap=cmap,
-                                  title=title, dpi=dpi)
+        return attribution_figure(self, path, reliance=reliance, correction=correction, smooth=smooth,
+                                  encoding=encoding, title=title, dpi=dpi)
 
     # -- persistence ----------------------------------------------------------------------------
     def save(self, path) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .attribution import Attribution
+from .attribution import MAP_ENCODINGS, Attribution
+from .colours import PALETTE, overlay_rgba
 
 _BLUE, _RED = np.array([31, 119, 180]) / 255, np.array([214, 39, 40]) / 255
 
@@ -40,13 +41,30 @@ def draw_token_strip(ax, tokens, reliance, selection=(), special=None, *, fontsi
     ax.set_ylim(min(0.0, y - line_h), 1.0)
 
 
+def _colour_bar(fig, ax, encoding: str, result: Attribution) -> None:
+    """The map's colour bar, titled with what the colours mean (and this result's scale)."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import ListedColormap, Normalize
+
+    label = {"gain": "gain share (1 = the top region's gain in F)", "paper": "paper's normalisation"}[encoding]
+    if encoding == "gain" and len(result.order):
+        label += f", top gain {np.diff(result.scores).max():.3f}"
+    fig.colorbar(ScalarMappable(Normalize(0, 1), cmap=ListedColormap(PALETTE / 255.0)), ax=ax, fraction=0.046,
+                 pad=0.02).set_label(label, fontsize=8)
+
+
+def draw_map(ax, result: Attribution, encoding: str = "gain", smooth: float = 1.5) -> None:
+    """The map over the image on `ax`, as the widgets draw it (viridis, opacity growing with the value)."""
+    ax.imshow(overlay_rgba(result.pixel_map(smooth=smooth, encoding=encoding)))
+
+
 def explanation_figure(image, tokens, reliance, result: Attribution | None = None, selection=(), special=None,
-                       title: str | None = None):
-    """Image with the attribution map, the token strip, and the insertion/deletion curves."""
+                       title: str | None = None, encoding: str = "gain", note: str = ""):
+    """Image with the attribution map and its colour bar, the token strip, and the insertion/deletion curves."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(8.0, 4.2), dpi=80)
+    fig = Figure(figsize=(8.4, 4.6), dpi=100)
     FigureCanvasAgg(fig)  # a canvas of its own: no pyplot state, safe in a worker thread
     grid = fig.add_gridspec(2, 2, height_ratios=[1, 4], width_ratios=[1, 1.1])
     draw_token_strip(fig.add_subplot(grid[0, :]), tokens, reliance, selection, special)
@@ -55,16 +73,24 @@ def explanation_figure(image, tokens, reliance, result: Attribution | None = Non
     ax.set_axis_off()
     curves = fig.add_subplot(grid[1, 1])
     if result is not None and result.order:
-        ax.imshow(result.pixel_map(smooth=1.5), cmap="jet", alpha=0.5, vmin=0, vmax=1)
-        curves.plot(result.areas, result.insertion, color=_RED, label=f"insertion AUC {result.insertion_auc:.3f}")
-        curves.plot(result.areas, result.deletion, color=_BLUE, label=f"deletion AUC {result.deletion_auc:.3f}")
+        draw_map(ax, result, encoding)
+        _colour_bar(fig, ax, encoding, result)
+        partial = "" if result.complete else f" (partial: {len(result.order)}/{result.num_regions} regions)"
+        curves.plot(result.areas, result.insertion, color=_RED,
+                    label=f"insertion AUC {result.insertion_auc:.3f} (higher is better)")
+        curves.plot(result.areas, result.deletion, color=_BLUE,
+                    label=f"deletion AUC {result.deletion_auc:.3f} (lower is better)")
         curves.legend(loc="center right", fontsize=8)
+        labels = ", ".join(repr(t) for t in (result.token_labels or []))
+        curves.set_title(f"{labels}{partial}", fontsize=9)
+        if note:
+            fig.text(0.01, 0.01, note, fontsize=8, color="#a05a00", wrap=True)
     else:
         curves.text(0.5, 0.5, "select tokens to explain", ha="center", va="center", color="0.4")
     curves.set_xlim(0, 1)
     curves.set_ylim(0, 1.02)
-    curves.set_xlabel("fraction of the image")
-    curves.set_ylabel("mean p(target)")
+    curves.set_xlabel("fraction of the image inserted or deleted")
+    curves.set_ylabel("mean p(selection)")
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -81,15 +107,15 @@ FIGURE_FORMATS = (".png", ".svg", ".pdf")
 
 
 def attribution_figure(result: Attribution, path=None, *, reliance=None, correction=None, smooth: float = 1.5,
-                       cmap: str = "jet", title: str | None = None, dpi: int = 150):
+                       encoding: str = "gain", title: str | None = None, dpi: int = 150):
     """A publication figure of one explanation (see `Attribution.figure`)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 
     from .errors import InputError
 
+    if encoding not in MAP_ENCODINGS:
+        raise InputError(f"the map encoding is one of {', '.join(MAP_ENCODINGS)}; got {encoding!r}")
     if result.image is None:
         raise InputError("this result carries no image; set result.image (HxWx3 uint8) to draw its figure")
     if path is not None and Path(path).suffix.lower() not in FIGURE_FORMATS:
@@ -113,15 +139,14 @@ def attribution_figure(result: Attribution, path=None, *, reliance=None, correct
     ax.set_title("image", fontsize=9)
     ax = fig.add_subplot(grid[0, 1])
     ax.imshow(result.image)
-    ax.imshow(result.pixel_map(smooth=smooth), cmap=cmap, alpha=0.5, vmin=0, vmax=1)
+    draw_map(ax, result, encoding, smooth)
     explained = info.get("target_ids")
     generated = info.get("generated_ids")
     corrected_target = (explained is not None and generated is not None
                         and any(generated[t] != i for t, i in zip(targets, explained)))
     label = ", ".join(repr(t) for t in (result.token_labels or []))
     ax.set_title(f"support for {label}" if not corrected_target else f"support for the correct {label}", fontsize=9)
-    fig.colorbar(ScalarMappable(Normalize(0, 1), cmap=cmap), ax=ax, fraction=0.046, pad=0.02,
-                 label="attribution (rank-weighted)")
+    _colour_bar(fig, ax, encoding, result)
     if correction is not None:
         ax = fig.add_subplot(grid[0, 2])
         removed = result.order[::-1][: correction.removed_regions]

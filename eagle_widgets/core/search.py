@@ -32,6 +32,7 @@ class ProgressUpdate:
     total_evaluations: int  # the expected total (an estimate outside exact mode)
     elapsed_s: float
     order: tuple[int, ...]  # the positive picks so far, most important first
+    scores: tuple[float, ...] = ()  # F along `order` as far as measured (scores[k]: the first k regions)
 
     @property
     def fraction(self) -> float:
@@ -109,6 +110,8 @@ class _Search:
         self.known: dict[bytes, torch.Tensor] = {}  # visibility mask -> token probabilities
         self.total_evaluations = 0
         self.p_full = self.p_black = None
+        self.prefix_scores: list[float] = []  # F of the first k picks, k = 0, 1, ... (for previews)
+        self._prefix = torch.zeros(self.n, dtype=torch.bool)
 
     def objective(self, p_ins: torch.Tensor, p_del: torch.Tensor) -> torch.Tensor:
         return self.lam1 * p_ins.mean(dim=-1) + self.lam2 * (1.0 - p_del.mean(dim=-1))
@@ -130,11 +133,23 @@ class _Search:
         self.remember(~full[0], p[1])
 
     def report(self, order) -> None:
-        if self.progress is not None:
-            self.progress(ProgressUpdate(
-                mode=self.mode, step=len(order), total_steps=self.n, evaluations=self.ev.evaluations,
-                total_evaluations=max(self.total_evaluations, self.ev.evaluations),
-                elapsed_s=time.perf_counter() - self.t0, order=tuple(int(r) for r in order)))
+        if self.progress is None:
+            return
+        while len(self.prefix_scores) <= len(order):  # extend F along the picks from what is measured
+            k = len(self.prefix_scores)
+            visible = self._prefix.clone()
+            if k:
+                visible[order[k - 1]] = True
+            a, b = self.known.get(visible.numpy().tobytes()), self.known.get((~visible).numpy().tobytes())
+            if a is None or b is None:
+                break
+            self._prefix = visible
+            self.prefix_scores.append(float(self.objective(a[None], b[None])[0]))
+        self.progress(ProgressUpdate(
+            mode=self.mode, step=len(order), total_steps=self.n, evaluations=self.ev.evaluations,
+            total_evaluations=max(self.total_evaluations, self.ev.evaluations),
+            elapsed_s=time.perf_counter() - self.t0, order=tuple(int(r) for r in order),
+            scores=tuple(self.prefix_scores)))
 
     def trajectory(self, order: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """Insertion/deletion token probabilities along `order`, measuring only points not yet known."""

@@ -36,4 +36,6 @@ def load_demo_session(weights: str | Path | None = None, *, device: str = "cpu",
     if not (path / "config.json").exists() or not (path / "model.safetensors").exists():
         raise InputError(f"no demo model weights in {path}; train them with "
                          f"`python -m eagle_widgets.demo.train --out {path}`")
-    return load_session(str(path), device=device, dtype=kwargs.pop("dtype", "float32"), **kwargs)
+    session = load_session(str(path), device=device, dtype=kwargs.pop("dtype", "float32"), **kwargs)
+    session.display_name = "eagle-widgets demo model" if path == WEIGHTS else f"demo model ({path.name})"
+    return session

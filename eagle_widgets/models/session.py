@@ -101,6 +101,8 @@ class ModelSession:
         self.model = model.eval()
         self.processor = processor
         self.name = name or getattr(config, "_name_or_path", "") or type(model).__name__
+        # For people: a local folder shows as its last part, not the whole path.
+        self.display_name = Path(self.name).name if Path(self.name).is_absolute() else self.name
         self.adapter: Adapter = adapter_class_for(config)(model, processor)
         self.tokenizer = self.adapter.tokenizer
         self.batch_size = batch_size
@@ -193,7 +195,9 @@ class ModelSession:
             raise InputError(f"token index {bad[0]} is out of range: the answer has {n} tokens (0..{n - 1})")
         return sorted({t % n for t in picked})
 
-    def _regions(self, generation: Generation, regions) -> RegionSet:
+    def regions(self, generation: Generation, regions) -> RegionSet:
+        """The RegionSet for `regions` (an int d for SLICO, memoised for the latest generation; a RegionSet or a
+        label map, checked against the image)."""
         if isinstance(regions, (int, np.integer)) and not isinstance(regions, bool):
             key = ("slic", id(generation), int(regions))
             if key not in self._prepared:
@@ -217,7 +221,7 @@ class ModelSession:
         if path not in ("fast", "reference"):
             raise InputError(f"path must be 'fast' or 'reference', got {path!r}")
         sequence = self.sequence(generation, tokens, target_ids=target_ids, black=True)  # checks the generation
-        rs = self._regions(generation, regions)
+        rs = self.regions(generation, regions)
         batch_size = batch_size or self.batch_size
         if path == "reference":
             return PixelSpaceScorer(self, sequence, rs, generation.image, batch_size=batch_size)

@@ -14,6 +14,7 @@ import numpy as np
 from ..core.attribution import Attribution
 from ..core.errors import EagleError, InputError
 from ..core.search import MODES
+from .state import image_note, selection_label, summary
 from .views import CurvesView, HeatmapView, ModalityChart, TokenStrip, _check_selection
 
 
@@ -53,26 +54,37 @@ class Explorer(W.VBox):
         self.heatmap = HeatmapView(gen.image)
         self.curves = CurvesView()
         W.link((self.strip, "selection"), (self.chart, "selection"))
+        W.dlink((self.heatmap, "step"), (self.curves, "step"))  # the insertion step, marked on the curves
 
         self.mode_control = W.Dropdown(options=list(MODES), value=mode, description="mode",
+                                       tooltip="exact: the paper's greedy search (N(N+1) model calls); "
+                                       "efficient: the authors' faster variant; early_stop: stops when F saturates",
                                        layout=W.Layout(width="190px"))
         self.regions_control = W.BoundedIntText(value=regions, min=4, max=400, description="regions",
+                                                tooltip="how many SLICO superpixels to split the image "
+                                                "into (more: finer maps, slower runs)",
                                                 layout=W.Layout(width="150px"))
         self.lambda1_control = W.BoundedFloatText(value=lambda1, min=0, max=10, step=0.1, description="λ1",
-                                                  layout=W.Layout(width="120px"))
+                                                  tooltip="weight of insertion: p(token) with only the "
+                                                  "chosen regions visible", layout=W.Layout(width="120px"))
         self.lambda2_control = W.BoundedFloatText(value=lambda2, min=0, max=10, step=0.1, description="λ2",
-                                                  layout=W.Layout(width="120px"))
+                                                  tooltip="weight of deletion: 1 - p(token) with the "
+                                                  "chosen regions removed", layout=W.Layout(width="120px"))
+        for control in (self.mode_control, self.regions_control, self.lambda1_control, self.lambda2_control):
+            control.observe(self._on_params, names="value")
         self.run_button = W.Button(description="Run", icon="play", button_style="primary",
                                    layout=W.Layout(width="80px"))
         self.cancel_button = W.Button(description="Cancel", icon="stop", disabled=True, layout=W.Layout(width="90px"))
         self.progress = W.FloatProgress(value=0, min=0, max=1, layout=W.Layout(width="220px"))
+        self._shown_key = None  # (selection, params) of the result on screen
         self.status = W.HTML(self._status_html("Select tokens in the answer to see where the model looked."))
         self.run_button.on_click(lambda _: self.run())
         self.cancel_button.on_click(lambda _: self.cancel())
         self.strip.observe(self._on_selection, names="selection")
 
+        model = html.escape(getattr(session, "display_name", session.name))
         header = W.HTML(f"<b>Q:</b> {html.escape(gen.prompt)} &nbsp; <b>A:</b> {html.escape(gen.text)} "
-                        f"<span style='color:#777'>({html.escape(session.name)})</span>")
+                        f"<span class='eagle-status'>({model})</span>")
         controls = W.HBox([self.mode_control, self.regions_control, self.lambda1_control, self.lambda2_control,
                            self.run_button, self.cancel_button], layout=W.Layout(flex_flow="row wrap"))
         views = W.HBox([self.heatmap, W.VBox([self.curves, self.chart])], layout=W.Layout(flex_flow="row wrap"))
@@ -109,14 +121,17 @@ class Explorer(W.VBox):
         key = (tuple(selection), tuple(sorted(params.items())))
         self._stop_worker()
         if key in self._cache:
-            self._show(self._cache[key], f"Cached: {self._summary(self._cache[key])}")
+            self.progress.value, self.progress.bar_style = 1.0, "success"
+            self._show(self._cache[key], f"Shown again (computed earlier): {summary(self._cache[key])}", key)
             self.state = "done"
             return
         self._cancel = threading.Event()
         self.state, self.error = "running", None
         self.progress.value, self.progress.bar_style = 0, ""
         self.run_button.disabled, self.cancel_button.disabled = True, False
-        self.heatmap.clear()
+        self.result, self._shown_key = None, None  # never report the previous selection's result as this one
+        self.heatmap.clear()  # the views keep their size: no layout jump
+        self.heatmap.phase, self.heatmap.caption = "running", f"{self._labels(selection)} · starting…"
         self.curves.clear()
         self._set_status(f"Explaining {self._labels(selection)} ({params['mode']}, {params['regions']} regions)…")
         self._worker = threading.Thread(target=self._work, args=(key, selection, params, self._cancel), daemon=True,
@@ -126,6 +141,15 @@ class Explorer(W.VBox):
     def cancel(self) -> None:
         """Stop the running explanation; what was ranked so far stays as a partial result."""
         self._cancel.set()
+
+    def explanations(self) -> dict[tuple[int, ...], Attribution]:
+        """Every explanation computed so far by selection (the latest settings win), with a cancelled partial
+        result of the shown selection."""
+        with self._lock:
+            out = {tuple(selection): result for (selection, _params), result in self._cache.items()}
+        if self.result is not None and self.result.order and self._shown_key is not None:
+            out[self._shown_key[0]] = self.result
+        return out
 
     def wait(self, timeout: float | None = None) -> Attribution | None:
         """Block until the current run ends (or `timeout` seconds pass); returns `result`."""
@@ -151,8 +175,11 @@ class Explorer(W.VBox):
         p = dict(params)
         mode, regions = p.pop("mode"), p.pop("regions")
         try:
-            result = self.session.explain(self.generation, tokens=selection, regions=regions, mode=mode,
-                                          batch_size=self.batch_size, progress=self._on_progress, cancel=cancel, **p)
+            region_set = self.session.regions(self.generation, regions)
+            label = selection_label([self.generation.tokens[i] for i in selection])
+            result = self.session.explain(
+                self.generation, tokens=selection, regions=region_set, mode=mode, batch_size=self.batch_size,
+                progress=lambda update: self._on_progress(update, label, region_set.labels), cancel=cancel, **p)
         except EagleError as err:
             self._fail(str(err))
             return
@@ -164,12 +191,12 @@ class Explorer(W.VBox):
         if cancel.is_set() and not result.complete:
             self.state = "cancelled"
             self.result = result
-            if result.order:
-                self.heatmap.show(result)
-                self.curves.show(result)
             self.progress.bar_style = "warning"
-            self._set_status(f"Cancelled after {len(result.order)}/{result.num_regions} regions "
-                             f"({result.evaluations} evaluations). Partial map shown.")
+            if result.order:
+                self._show(result, f"Cancelled: {summary(result)}. Partial map shown.", key)
+            else:
+                self.heatmap.clear()
+                self._set_status("Cancelled before any region was ranked.")
             return
         with self._lock:
             self._cache[key] = result
@@ -177,9 +204,24 @@ class Explorer(W.VBox):
         self.state = "done"
         source = "From the disk cache" if result.info.get("from_cache") else \
             f"Done in {time.perf_counter() - started:.1f} s"
-        self._show(result, f"{source}: {self._summary(result)}")
+        self._show(result, f"{source}: {summary(result)}", key)
 
-    def _on_progress(self, update) -> None:
+    def _on_params(self, _change) -> None:
+        """A shown map computed with other settings than the controls now hold is marked out of date."""
+        if self._shown_key is None or self.state not in ("done", "cancelled"):
+            return
+        shown, now = dict(self._shown_key[1]), self.params()
+        changed = [f"{k} {shown.get(k)!r} → {v!r}" for k, v in now.items() if shown.get(k) != v]
+        if tuple(self.selection) != self._shown_key[0]:
+            return
+        if changed:
+            self.heatmap.mark_stale("the map was computed with other settings (" + ", ".join(changed) + ")")
+            self.curves.partial = "out of date"
+            self._set_status("Out of date: the settings changed since this map was computed. Press Run.")
+        elif self.heatmap.phase == "stale":  # back to the settings it was computed with
+            self._show(self.result, summary(self.result), self._shown_key)
+
+    def _on_progress(self, update, label: str = "", labels=None) -> None:
         now = time.perf_counter()
         if now - self._last_ui < 0.1 and update.step < update.total_steps:
             return  # keep the front end from drowning in messages
@@ -188,11 +230,15 @@ class Explorer(W.VBox):
         eta = "" if update.eta_s is None else f", about {update.eta_s:.0f} s left"
         self._set_status(f"{update.mode}: {update.step}/{update.total_steps} regions ranked, "
                          f"{update.evaluations}/{update.total_evaluations} evaluations{eta}")
-        self.heatmap.show_partial_order(update.order, update.total_steps)
+        if labels is not None:
+            self.heatmap.preview(update, label, labels)
 
     def _fail(self, message: str) -> None:
         self.state, self.error = "error", message
         self.progress.bar_style = "danger"
+        self.result, self._shown_key = None, None
+        self.heatmap.clear()
+        self.curves.clear()
         self._set_status(f"Error: {message}", error=True)
 
     # -- helpers --------------------------------------------------------------------------------
@@ -201,8 +247,9 @@ class Explorer(W.VBox):
             self._cancel.set()
             self._worker.join()
 
-    def _show(self, result: Attribution, message: str) -> None:
+    def _show(self, result: Attribution, message: str, key=None) -> None:
         self.result = result
+        self._shown_key = key
         self.heatmap.show(result)
         self.curves.show(result)
         self._set_status(message)
@@ -211,18 +258,12 @@ class Explorer(W.VBox):
         words = [repr(self.generation.tokens[i]) for i in selection[:4]]
         return ", ".join(words) + (f" and {len(selection) - 4} more" if len(selection) > 4 else "")
 
-    @staticmethod
-    def _summary(r: Attribution) -> str:
-        return (f"{r.evaluations} evaluations, insertion AUC {r.insertion_auc:.3f}, "
-                f"deletion AUC {r.deletion_auc:.3f}")
-
     def _set_status(self, text: str, error: bool = False) -> None:
         self.status.value = self._status_html(text, error)
 
     @staticmethod
     def _status_html(text: str, error: bool = False) -> str:
-        colour = "#b00020" if error else "#333"
-        return f"<span class='eagle-status' style='color:{colour}'>{html.escape(text)}</span>"
+        return f"<span class='eagle-status{' eagle-error' if error else ''}'>{html.escape(text)}</span>"
 
     # -- display --------------------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -234,17 +275,17 @@ class Explorer(W.VBox):
         explanation computed so far; clicking tokens in the page switches between them."""
         from .export import explorer_page, write_page
 
-        with self._lock:
-            page = explorer_page(self)
-        return write_page(page, path)
+        return write_page(explorer_page(self), path)
 
     def snapshot_png(self) -> bytes:
         """A picture of the current state (what a saved notebook shows without a kernel)."""
         from ..core.figures import explanation_figure, figure_png
 
-        fig = explanation_figure(self.generation.image, self.generation.tokens, self.strip.reliance,
-                                 self.result if self.state in ("done", "cancelled") else None, self.selection,
-                                 self.generation.special, title=f"{self.generation.prompt} → {self.generation.text}")
+        shown = self.result if self.state in ("done", "cancelled") else None
+        fig = explanation_figure(self.generation.image, self.generation.tokens, self.strip.reliance, shown,
+                                 self.selection, self.generation.special,
+                                 title=f"{self.generation.prompt} → {self.generation.text}",
+                                 encoding=self.heatmap.encoding, note=image_note(shown) if shown else "")
         return figure_png(fig)
 
     def _repr_mimebundle_(self, **kwargs):

@@ -11,10 +11,14 @@ import base64
 import html
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
+from ..core.attribution import MAP_ENCODINGS
+from ..core.colours import OVERLAY_OPACITY, PALETTE
 from ..core.errors import EagleError, InputError
+from .state import EMPTY_CURVES, EMPTY_HEATMAP, curves_state, heatmap_state, summary
 
 _STATIC = Path(__file__).resolve().parent / "static"
 
@@ -51,41 +55,50 @@ function model(state) {
   const handlers = {};
   return {
     get: (k) => state[k],
-    set(k, v) { state[k] = v; (handlers["change:" + k] || []).forEach((f) => f()); },
+    set(k, v) {
+      if (state[k] === v && (v === null || typeof v !== "object")) return;  // as a widget model: no change, no event
+      state[k] = v;
+      (handlers["change:" + k] || []).forEach((f) => f());
+    },
     save_changes() {},
     on(ev, f) { (handlers[ev] = handlers[ev] || []).push(f); },
-    off() {},
+    off(ev, f) { handlers[ev] = (handlers[ev] || []).filter((g) => g !== f); },
   };
 }
-const empty = { values: [], gains: [], order: [], insertion: [], areas: [], step: 0, caption: "" };
 const strip = model({ _view: "strip", ...data.strip });
 const modality = model({ _view: "modality", ...data.modality });
 const heatmap = model({ _view: "heatmap", image_png: bytes(data.image_png), width: data.width, height: data.height,
-  labels: new DataView(new ArrayBuffer(0)), opacity: 0.5, show_borders: false, ...empty });
-const curves = model({ _view: "curves", areas: [], insertion: [], deletion: [], insertion_tokens: [],
-  token_labels: [], insertion_auc: 0, deletion_auc: 0 });
+  labels: new DataView(new ArrayBuffer(0)), opacity: data.opacity, show_borders: false, encoding: data.encoding,
+  palette: data.palette, ...data.empty_heatmap });
+const curves = model({ _view: "curves", ...data.empty_curves, step: 0 });
 for (const [id, m] of [["strip", strip], ["modality", modality], ["heatmap", heatmap], ["curves", curves]])
   views.render({ model: m, el: document.getElementById(id) });
 const status = document.getElementById("status");
 const known = data.explanations.map((e) => e.selection.join(","));
+let shown = null;
 function show() {
   const sel = strip.get("selection");
   if (modality.get("selection").join(",") !== sel.join(",")) modality.set("selection", sel);
   const hit = data.explanations.find((e) => e.selection.join(",") === sel.join(","));
   if (!hit) {
-    for (const [k, v] of Object.entries(empty)) heatmap.set(k, v);
-    for (const k of ["areas", "insertion", "deletion", "insertion_tokens"]) curves.set(k, []);
+    shown = null;
+    for (const [k, v] of Object.entries(data.empty_heatmap)) heatmap.set(k, v);
+    for (const [k, v] of Object.entries(data.empty_curves)) curves.set(k, v);
     status.textContent = sel.length ? "No explanation of this selection was computed before the export. " +
       "Explained selections: " + data.explanations.map((e) => "[" + e.labels.join(" ") + "]").join(", ")
       : "Click a token (shift-click a range) to see where the model looked.";
     return;
   }
+  if (shown !== hit) heatmap.set("step", 0);
+  shown = hit;
   heatmap.set("labels", bytes(hit.label_bytes));
-  for (const [k, v] of Object.entries(hit.heatmap)) heatmap.set(k, v);
+  for (const [k, v] of Object.entries(hit.heatmap[heatmap.get("encoding")])) heatmap.set(k, v);
   for (const [k, v] of Object.entries(hit.curves)) curves.set(k, v);
   status.textContent = hit.summary;
 }
 strip.on("change:selection", show);
+heatmap.on("change:encoding", show);
+heatmap.on("change:step", () => curves.set("step", heatmap.get("step")));
 modality.on("change:selection", () => {
   if (modality.get("selection").join(",") !== strip.get("selection").join(","))
     strip.set("selection", modality.get("selection"));
@@ -98,19 +111,22 @@ document.body.dataset.ready = "1";
 """
 
 
-def _escape_script(text: str) -> str:
-    """Text that cannot end the <script> element it sits in."""
-    return text.replace("</", "<\\/")
+def _script_json(value) -> str:
+    """JSON that cannot end or comment out the <script> element it sits in (every '<' escaped)."""
+    return json.dumps(value).replace("<", "\\u003c")
+
+
+def _script_text(text: str) -> str:
+    """Module source that cannot end the <script> element it sits in."""
+    return text.replace("</", "<\\/").replace("<!--", "<\\!--")
 
 
 def explorer_page(explorer) -> str:
     """The HTML of `explorer` with every complete explanation computed so far (and a cancelled partial one)."""
     gen = explorer.generation
     results = {}
-    for (selection, _params), result in explorer._cache.items():
-        results[tuple(selection)] = result  # the latest parameters win for a selection
-    if explorer.result is not None and explorer.result.order:
-        results[tuple(explorer.selection)] = explorer.result
+    for selection, result in explorer.explanations().items():
+        results[tuple(selection)] = result
     explanations = [_explanation(gen, list(selection), result) for selection, result in results.items()]
     data = {
         "strip": {"tokens": list(gen.tokens), "reliance": list(explorer.strip.reliance),
@@ -120,40 +136,31 @@ def explorer_page(explorer) -> str:
                      "special": list(explorer.chart.special), "selection": list(explorer.selection)},
         "image_png": base64.b64encode(explorer.heatmap.image_png).decode(),
         "width": explorer.heatmap.width, "height": explorer.heatmap.height,
+        "encoding": explorer.heatmap.encoding, "opacity": OVERLAY_OPACITY,
+        "palette": [list(map(int, c)) for c in PALETTE],
+        "empty_heatmap": EMPTY_HEATMAP, "empty_curves": EMPTY_CURVES,
         "explanations": explanations,
     }
-    page = _PAGE
-    for name, value in (("__TITLE__", html.escape(f"{gen.prompt} → {gen.text}")),
-                        ("__PROMPT__", html.escape(gen.prompt)), ("__ANSWER__", html.escape(gen.text)),
-                        ("__MODEL__", html.escape(explorer.session.name)),
-                        ("__CSS__", (_STATIC / "views.css").read_text()),
-                        ("__DATA__", _escape_script(json.dumps(data))),
-                        ("__ESM__", _escape_script((_STATIC / "views.js").read_text()))):
-        page = page.replace(name, value)
-    return page
+    model = getattr(explorer.session, "display_name", explorer.session.name)
+    values = {"__TITLE__": html.escape(f"{gen.prompt} → {gen.text}"), "__PROMPT__": html.escape(gen.prompt),
+              "__ANSWER__": html.escape(gen.text), "__MODEL__": html.escape(model),
+              "__CSS__": (_STATIC / "views.css").read_text(), "__DATA__": _script_json(data),
+              "__ESM__": _script_text((_STATIC / "views.js").read_text())}
+    # One pass over the template: text put in is never searched for placeholders again.
+    return re.sub("|".join(values), lambda m: values[m.group(0)], _PAGE)
 
 
 def _explanation(gen, selection: list[int], result) -> dict:
     labels = result.regions.labels
     if labels.max() >= 65536:
         raise InputError("the HTML export draws at most 65536 regions")
-    state = "" if result.complete else f" (partial: {len(result.order)}/{result.num_regions} regions)"
     return {
         "selection": selection,
         "labels": [gen.tokens[i] for i in selection],
         "label_bytes": base64.b64encode(labels.astype("<u2").tobytes()).decode(),
-        "heatmap": {"values": [float(v) for v in result.region_values],
-                    "gains": [float(g) for g in result.marginal_gains()], "order": list(result.order),
-                    "insertion": [float(v) for v in result.insertion], "areas": [float(a) for a in result.areas],
-                    "step": 0, "caption": f"{result.mode} · {result.num_regions} regions{state}"},
-        "curves": {"areas": [float(a) for a in result.areas], "insertion": [float(v) for v in result.insertion],
-                   "deletion": [float(v) for v in result.deletion],
-                   "insertion_tokens": [[float(v) for v in col] for col in result.insertion_tokens.T],
-                   "token_labels": list(result.token_labels or []), "insertion_auc": result.insertion_auc,
-                   "deletion_auc": result.deletion_auc},
-        "summary": (f"{', '.join(repr(gen.tokens[i]) for i in selection)}: {result.mode}, {result.evaluations} "
-                    f"evaluations, insertion AUC {result.insertion_auc:.3f}, deletion AUC "
-                    f"{result.deletion_auc:.3f}{state}"),
+        "heatmap": {encoding: {**heatmap_state(result, encoding), "step": 0} for encoding in MAP_ENCODINGS},
+        "curves": curves_state(result),
+        "summary": summary(result),
     }
 
 

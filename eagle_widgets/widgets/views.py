@@ -9,9 +9,11 @@ import anywidget
 import numpy as np
 import traitlets
 
-from ..core.attribution import Attribution
+from ..core.attribution import MAP_ENCODINGS, Attribution
+from ..core.colours import OVERLAY_OPACITY, PALETTE
 from ..core.errors import InputError
 from ..core.images import as_rgb_uint8
+from .state import DEFAULT_ENCODING, EMPTY_CURVES, EMPTY_HEATMAP, curves_state, heatmap_state, preview_state
 
 _STATIC = Path(__file__).resolve().parent / "static"
 
@@ -96,29 +98,39 @@ def png_bytes(image: np.ndarray) -> bytes:
 
 
 class HeatmapView(_View):
-    """The image with the attribution map over it, region borders, hover details and the insertion path."""
+    """The image with the attribution map over it, a colour bar that says what it shows, region borders, hover
+    details and the insertion path. What it draws for a result is `state.heatmap_state` (the export uses the
+    same); `encoding` picks the map's normalisation ("gain" by default, or the paper's)."""
 
     _view = traitlets.Unicode("heatmap").tag(sync=True)
     image_png = traitlets.Bytes(b"").tag(sync=True)
     width = traitlets.Int(0).tag(sync=True)
     height = traitlets.Int(0).tag(sync=True)
     labels = traitlets.Bytes(b"").tag(sync=True)  # uint16 little-endian label map, row-major
+    n_regions = traitlets.Int(0).tag(sync=True)  # the label map's region count: values must match it
     values = traitlets.List(traitlets.Float()).tag(sync=True)
     gains = traitlets.List(traitlets.Float()).tag(sync=True)
     order = traitlets.List(traitlets.Int()).tag(sync=True)
     insertion = traitlets.List(traitlets.Float()).tag(sync=True)
     areas = traitlets.List(traitlets.Float()).tag(sync=True)
     step = traitlets.Int(0).tag(sync=True)  # 0 shows the map, k reveals the first k regions
-    opacity = traitlets.Float(0.5).tag(sync=True)
+    opacity = traitlets.Float(OVERLAY_OPACITY).tag(sync=True)
     show_borders = traitlets.Bool(False).tag(sync=True)
+    encoding = traitlets.Enum(list(MAP_ENCODINGS), DEFAULT_ENCODING).tag(sync=True)
+    legend = traitlets.Unicode("").tag(sync=True)
+    note = traitlets.Unicode("").tag(sync=True)
     caption = traitlets.Unicode("").tag(sync=True)
+    phase = traitlets.Unicode("empty").tag(sync=True)  # empty, running, done, partial, stale
+    palette = traitlets.List(traitlets.List(traitlets.Int()), [list(map(int, c)) for c in PALETTE]).tag(sync=True)
 
     def __init__(self, image=None, result: Attribution | None = None, **kwargs):
         super().__init__(**kwargs)
+        self.result: Attribution | None = None
         if image is not None:
             self.set_image(image)
         if result is not None:
             self.show(result)
+        self.observe(lambda _: self.result is not None and self.show(self.result), names="encoding")
 
     def set_image(self, image) -> None:
         rgb = as_rgb_uint8(image)
@@ -134,44 +146,46 @@ class HeatmapView(_View):
         self.labels = labels.astype("<u2").tobytes()
 
     def show(self, result: Attribution) -> None:
-        """Draw `result` (complete or partial)."""
+        """Draw `result` (complete or partial) in the current encoding."""
         if not self.image_png and result.image is not None:
             self.set_image(result.image)
+        state = heatmap_state(result, self.encoding)
         with self.hold_sync():
             self.set_regions(result.regions.labels)
-            self.values = [float(v) for v in result.region_values]
-            self.gains = [float(g) for g in result.marginal_gains()]
-            self.order = list(result.order)
-            self.insertion = [float(v) for v in result.insertion]
-            self.areas = [float(a) for a in result.areas]
+            for name, value in state.items():
+                setattr(self, name, value)
             self.step = min(self.step, len(result.order))
-            label = ", ".join(repr(t) for t in (result.token_labels or [])) or f"{result.num_tokens} tokens"
-            state = "" if result.complete else f" (partial: {len(result.order)}/{result.num_regions} regions)"
-            self.caption = f"{result.mode} · {result.num_regions} regions · {label}{state}"
+        self.result = result
 
-    def show_partial_order(self, order, n_regions: int) -> None:
-        """A preview while the search runs: regions ranked so far, brightest first."""
-        values = np.zeros(n_regions)
-        if order:
-            values[list(order)] = np.linspace(1.0, 0.3, len(order)) if len(order) > 1 else 1.0
+    def preview(self, update, selection: str, labels: np.ndarray) -> None:
+        """The regions ranked so far while a search runs, in the same encoding as the final map."""
+        state = preview_state(update, int(labels.max()) + 1, selection, self.encoding)
         with self.hold_sync():
-            self.values = [float(v) for v in values]
-            self.order = list(order)
-            self.insertion = [0.0] * (len(order) + 1)
-            self.areas = [0.0] * (len(order) + 1)
+            self.set_regions(labels)
+            for name, value in state.items():
+                setattr(self, name, value)
             self.step = 0
+        self.result = None
+
+    def mark_stale(self, why: str) -> None:
+        """Keep the map but say it no longer matches the controls."""
+        if self.phase in ("done", "partial"):
+            self.phase = "stale"
+            self.note = f"Out of date: {why}. Press Run to explain with the new settings."
 
     def clear(self) -> None:
         with self.hold_sync():
-            self.values, self.gains, self.order, self.insertion, self.areas = [], [], [], [], []
-            self.step, self.caption = 0, ""
+            for name, value in EMPTY_HEATMAP.items():
+                setattr(self, name, value)
+        self.result = None
 
     def __repr__(self) -> str:
-        return f"HeatmapView({self.width}x{self.height}, regions ranked={len(self.order)})"
+        return f"HeatmapView({self.width}x{self.height}, regions ranked={len(self.order)}, phase={self.phase!r})"
 
 
 class CurvesView(_View):
-    """Insertion and deletion curves with their AUCs, and the per-token insertion curves of a selection."""
+    """Insertion and deletion curves with their AUCs, the per-token insertion curves of a selection, and the
+    heatmap's insertion step marked on them (`step`)."""
 
     _view = traitlets.Unicode("curves").tag(sync=True)
     areas = traitlets.List(traitlets.Float()).tag(sync=True)
@@ -181,6 +195,9 @@ class CurvesView(_View):
     token_labels = traitlets.List(traitlets.Unicode()).tag(sync=True)
     insertion_auc = traitlets.Float(0.0).tag(sync=True)
     deletion_auc = traitlets.Float(0.0).tag(sync=True)
+    title = traitlets.Unicode("").tag(sync=True)
+    partial = traitlets.Unicode("").tag(sync=True)
+    step = traitlets.Int(0).tag(sync=True)
 
     def __init__(self, result: Attribution | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -189,17 +206,13 @@ class CurvesView(_View):
 
     def show(self, result: Attribution) -> None:
         with self.hold_sync():
-            self.areas = [float(a) for a in result.areas]
-            self.insertion = [float(v) for v in result.insertion]
-            self.deletion = [float(v) for v in result.deletion]
-            self.insertion_tokens = [[float(v) for v in col] for col in result.insertion_tokens.T]
-            self.token_labels = list(result.token_labels or [])
-            self.insertion_auc = result.insertion_auc
-            self.deletion_auc = result.deletion_auc
+            for name, value in curves_state(result).items():
+                setattr(self, name, value)
 
     def clear(self) -> None:
         with self.hold_sync():
-            self.areas, self.insertion, self.deletion, self.insertion_tokens = [], [], [], []
+            for name, value in EMPTY_CURVES.items():
+                setattr(self, name, value)
 
     def __repr__(self) -> str:
         if not self.areas:

@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
-from eagle_widgets.core import EvidenceScorer, InputError, RegionSet, attribute
+from eagle_widgets.core import EvidenceScorer, InputError, ProgressUpdate, RegionSet, attribute
+from eagle_widgets.core.colours import OVERLAY_OPACITY, overlay_rgba
 from eagle_widgets.widgets import CurvesView, HeatmapView, ModalityChart, TokenStrip
+from eagle_widgets.widgets.state import curves_state, heatmap_state, image_note, preview_state, summary
 
 
 def test_strip_colours_are_normalised_and_selection_validated():
@@ -27,15 +29,89 @@ def test_heatmap_and_curves_show_a_result():
     labels = np.frombuffer(heat.labels, dtype="<u2").reshape(30, 40)
     np.testing.assert_array_equal(labels, regions.labels)
     assert heat.values[5] == 1.0 and heat.order[0] == 5 and len(heat.insertion) == regions.n + 1
-    assert "exact" in heat.caption and "'red'" in heat.caption
+    assert heat.n_regions == regions.n and heat.phase == "done"
+    assert "exact" in heat.caption and "'red'" in heat.caption and heat.legend.startswith("gain share")
     with pytest.raises(InputError, match="label map is 4x4"):
         heat.set_regions(np.zeros((4, 4), int))
-    heat.show_partial_order([3, 1], regions.n)
-    assert heat.values[3] == 1.0 and heat.values[1] < 1.0 and heat.values[0] == 0.0
+    heat.encoding = "paper"  # re-encoded from the kept result, no recomputation
+    assert heat.values == pytest.approx(list(result.region_values)) and heat.legend.startswith("paper")
     curves = CurvesView(result)
-    assert curves.insertion_auc == pytest.approx(result.insertion_auc)
+    assert curves.insertion_auc == pytest.approx(result.insertion_auc) and curves.title == "'red', 'a'"
     assert len(curves.insertion_tokens) == 2 and len(curves.insertion_tokens[0]) == regions.n + 1
     assert repr(curves).startswith("CurvesView(insertion_auc=")
+
+
+def _dominant(n=16, seed=0):
+    """One region carries the answer; the others only add noise to F."""
+    regions = RegionSet.grid((40, 40), rows=4, cols=4)
+    result = attribute(EvidenceScorer(regions.n, [6], prior=[0.02], distraction=0.05, seed=seed), regions)
+    result.token_labels = [" red"]
+    return regions, result
+
+
+def test_a_single_dominant_region_leaves_the_background_cold():
+    regions, result = _dominant()
+    assert result.order[0] == 6
+    gain = result.region_map("gain")
+    paper = result.region_map("paper")
+    background = np.delete(np.arange(regions.n), 6)
+    assert gain[6] == 1.0 and gain[background].max() < 0.1  # near the cold end
+    assert paper[background].max() > 0.5  # the paper's normalisation stretches the noise (why it is not default)
+    state = heatmap_state(result)
+    assert max(state["values"][i] for i in background) < 0.1
+    # What is drawn over a background region is nearly transparent: the image shows through.
+    assert overlay_rgba(np.array(state["values"])[background])[:, 3].max() < 0.1 * OVERLAY_OPACITY
+
+
+def test_preview_uses_the_final_encoding_and_partial_results_say_so():
+    regions, result = _dominant()
+    update = ProgressUpdate(mode="exact", step=3, total_steps=regions.n, evaluations=10, total_evaluations=272,
+                            elapsed_s=1.0, order=tuple(result.order[:3]), scores=tuple(result.scores[:4]))
+    preview = preview_state(update, regions.n, "' red'")
+    final = heatmap_state(result)
+    assert preview["phase"] == "running" and "running: 3/16" in preview["caption"]
+    for r in result.order[:3]:  # the ranked regions already have their final colours
+        assert preview["values"][r] == pytest.approx(final["values"][r])
+    partial = attribute(EvidenceScorer(regions.n, [6], prior=[0.02]), regions, cancel=_cancel_after(3))
+    assert not partial.complete
+    state, curves = heatmap_state(partial), curves_state(partial)
+    assert state["phase"] == "partial" and "partial" in state["caption"] and "partial" in curves["partial"]
+    assert "partial" in summary(partial)
+
+
+def _cancel_after(steps):
+    import threading
+
+    event, calls = threading.Event(), [0]
+
+    class Counting:
+        def is_set(self):
+            calls[0] += 1
+            if calls[0] > steps:
+                event.set()
+            return event.is_set()
+
+    return Counting()
+
+
+def test_a_selection_that_ignores_the_image_gets_a_note():
+    regions = RegionSet.grid((40, 40), rows=4, cols=4)
+    flat = attribute(EvidenceScorer(regions.n, [None], prior=[0.9]), regions)  # a language prior
+    flat.token_labels = ["."]
+    assert flat.image_dependence < 0.05
+    assert "barely depends on the image" in image_note(flat)
+    assert "barely depends on the image" in heatmap_state(flat)["note"]
+    _, used = _dominant()
+    assert image_note(used) == ""
+
+
+def test_stale_and_cleared_states():
+    regions, result = _dominant()
+    heat = HeatmapView(np.zeros((40, 40, 3), np.uint8), result)
+    heat.mark_stale("the map was computed with regions 16")
+    assert heat.phase == "stale" and "Out of date" in heat.note and heat.values  # kept, but marked
+    heat.clear()
+    assert heat.phase == "empty" and heat.values == [] and heat.note == ""
 
 
 def test_modality_chart_from_reliance():

@@ -13,15 +13,6 @@ function el(tag, cls, text) {
   return e;
 }
 
-// Jet-like colour map, 0 -> dark blue, 1 -> dark red.
-function jet(v) {
-  const t = Math.max(0, Math.min(1, v));
-  const r = Math.max(0, Math.min(1, 1.5 - Math.abs(4 * t - 3)));
-  const g = Math.max(0, Math.min(1, 1.5 - Math.abs(4 * t - 2)));
-  const b = Math.max(0, Math.min(1, 1.5 - Math.abs(4 * t - 1)));
-  return [r * 255, g * 255, b * 255];
-}
-
 // Selection rules shared by the strip and the modality chart: click, shift-click range, ctrl/cmd toggle.
 function nextSelection(current, index, event, anchor) {
   if (event.shiftKey && anchor != null) {
@@ -90,8 +81,15 @@ function renderStrip({ model, el: root }) {
       ev.preventDefault();
     }
   });
-  ["change:tokens", "change:reliance", "change:special", "change:selection"].forEach((e) => model.on(e, draw));
+  const off = subscribe(model, ["change:tokens", "change:reliance", "change:special", "change:selection"], draw);
   draw();
+  return off;
+}
+
+// Listen to model changes; the returned function removes the listeners (called when the view goes away).
+function subscribe(model, events, fn) {
+  events.forEach((e) => model.on(e, fn));
+  return () => events.forEach((e) => model.off(e, fn));
 }
 
 function renderHeatmap({ model, el: root }) {
@@ -99,16 +97,31 @@ function renderHeatmap({ model, el: root }) {
   const stage = el("div", "eagle-stage");
   const base = el("canvas", "eagle-base"), over = el("canvas", "eagle-overlay"), tip = el("div", "eagle-tip");
   stage.append(base, over, tip);
+  const bar = el("div", "eagle-colourbar");
+  const ramp = el("canvas", "eagle-ramp");
+  ramp.width = 256; ramp.height = 1;
+  const ticks = el("div", "eagle-ticks");
+  ticks.append(el("span", null, "0"), el("span", null, "0.5"), el("span", null, "1"));
+  const legend = el("div", "eagle-legend-title");
+  bar.append(ramp, ticks, legend);
+  const note = el("div", "eagle-note");
   const controls = el("div", "eagle-controls");
   const opacity = Object.assign(el("input"), { type: "range", min: 0, max: 1, step: 0.05 });
   const borders = Object.assign(el("input"), { type: "checkbox" });
+  const encoding = el("select", "eagle-encoding");
+  for (const [value, text] of [["gain", "gain share"], ["paper", "paper's normalisation"]])
+    encoding.append(Object.assign(el("option", null, text), { value }));
+  encoding.title = "gain share: each region's own gain in F as a share of the largest (near-zero regions look " +
+    "near-zero). paper's normalisation: rank 1 = 1, then the share of the later gains still to come (the authors' map).";
   const step = Object.assign(el("input", "eagle-step"), { type: "range", min: 0, step: 1 });
+  step.title = "0 shows the map; k shows what the model saw after the first k regions were inserted";
   const stepInfo = el("span", "eagle-step-info");
   const lab = (text, input) => { const l = el("label", null, text); l.append(input); return l; };
-  controls.append(lab("opacity ", opacity), lab(" borders ", borders), lab(" insertion step ", step), stepInfo);
+  controls.append(lab("map ", encoding), lab(" opacity ", opacity), lab(" borders ", borders),
+    lab(" insertion step ", step), stepInfo);
   const caption = el("div", "eagle-caption");
-  root.append(stage, controls, caption);
-  let img = null, labels = null, w = 0, h = 0;
+  root.append(stage, bar, note, controls, caption);
+  let img = null, labels = null, labelCount = 0, w = 0, h = 0;
 
   function loadImage() {
     const png = model.get("image_png");
@@ -122,49 +135,69 @@ function renderHeatmap({ model, el: root }) {
   function loadLabels() {
     const buf = model.get("labels");
     labels = buf && buf.byteLength ? new Uint16Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength)) : null;
+    labelCount = 0;
+    if (labels) for (let i = 0; i < labels.length; i++) if (labels[i] >= labelCount) labelCount = labels[i] + 1;
+  }
+  function drawRamp() {
+    const pal = model.get("palette"), ctx = ramp.getContext("2d"), data = ctx.createImageData(256, 1);
+    pal.forEach((c, i) => { data.data.set([c[0], c[1], c[2], 255], 4 * i); });
+    ctx.putImageData(data, 0, 0);
+  }
+  // The state arrives trait by trait in any order: draw only what is consistent, never throw.
+  function consistent() {
+    const values = model.get("values");
+    return labels && labels.length === w * h && values.length > 0 && values.length === model.get("n_regions") &&
+      labelCount <= values.length;
   }
   function draw() {
-    const values = model.get("values"), order = model.get("order"), k = model.get("step");
+    const values = model.get("values"), order = model.get("order"), k = Math.min(model.get("step"), order.length);
+    const phase = model.get("phase");
+    root.dataset.phase = phase;
     opacity.value = model.get("opacity"); borders.checked = model.get("show_borders");
-    step.max = order.length; step.value = k;
+    encoding.value = model.get("encoding");
+    step.max = order.length; step.value = k; step.disabled = !order.length || phase === "running";
     const ins = model.get("insertion"), areas = model.get("areas");
-    stepInfo.textContent = order.length
-      ? (k === 0 ? " (heatmap)" : ` ${k}/${order.length} regions, area ${(100 * areas[k]).toFixed(0)}%, p = ${ins[k].toFixed(3)}`)
+    stepInfo.textContent = order.length && ins.length > k
+      ? (k === 0 ? "step 0: the map (move the slider to reveal the regions in order)" : `first ${k}/${order.length} regions, ${(100 * areas[k]).toFixed(0)}% of the image, p = ${ins[k].toFixed(3)}`)
       : "";
     caption.textContent = model.get("caption");
+    legend.textContent = model.get("legend");
+    bar.style.visibility = values.length ? "visible" : "hidden";
+    note.textContent = model.get("note");
+    note.style.display = model.get("note") ? "block" : "none";
     if (!img) return;
-    for (const c of [base, over]) { c.width = w; c.height = h; }
-    const b = base.getContext("2d");
-    b.drawImage(img, 0, 0, w, h);
+    for (const c of [base, over]) { if (c.width !== w) c.width = w; if (c.height !== h) c.height = h; }
+    base.getContext("2d").drawImage(img, 0, 0, w, h);
     const o = over.getContext("2d");
     o.clearRect(0, 0, w, h);
-    if (!labels || labels.length !== w * h || !values.length) return;
+    root.dataset.drawn = "0";
+    if (!consistent()) return;
     const data = o.createImageData(w, h);
-    const px = data.data, alpha = Math.round(255 * model.get("opacity"));
+    const px = data.data, strength = model.get("opacity"), pal = model.get("palette");
     if (k > 0) {
       // Insertion path: only the first k regions are visible, the rest is black as the model saw it.
       const shown = new Uint8Array(values.length);
       order.slice(0, k).forEach((r) => (shown[r] = 1));
-      for (let i = 0; i < labels.length; i++) if (!shown[labels[i]]) { px[4 * i + 3] = 255; }
+      for (let i = 0; i < labels.length; i++) if (!shown[labels[i]]) px[4 * i + 3] = 255;
     } else {
-      const lut = values.map((v) => jet(v));
-      for (let i = 0; i < labels.length; i++) {
-        const c = lut[labels[i]];
-        px[4 * i] = c[0]; px[4 * i + 1] = c[1]; px[4 * i + 2] = c[2]; px[4 * i + 3] = alpha;
-      }
+      const lut = values.map((v) => {
+        const t = Math.max(0, Math.min(1, v || 0)), c = pal[Math.round(t * 255)];
+        return [c[0], c[1], c[2], Math.round(255 * strength * t)];
+      });
+      for (let i = 0; i < labels.length; i++) px.set(lut[labels[i]], 4 * i);
     }
     if (model.get("show_borders")) {
       for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
         const i = y * w + x;
-        if ((x + 1 < w && labels[i] !== labels[i + 1]) || (y + 1 < h && labels[i] !== labels[i + w])) {
-          px[4 * i] = 255; px[4 * i + 1] = 255; px[4 * i + 2] = 255; px[4 * i + 3] = 255;
-        }
+        if ((x + 1 < w && labels[i] !== labels[i + 1]) || (y + 1 < h && labels[i] !== labels[i + w]))
+          px.set([255, 255, 255, 255], 4 * i);
       }
     }
     o.putImageData(data, 0, 0);
+    root.dataset.drawn = "1";
   }
   over.addEventListener("mousemove", (ev) => {
-    if (!labels) return;
+    if (!consistent()) return;
     const r = over.getBoundingClientRect();
     const x = Math.floor(((ev.clientX - r.left) / r.width) * w), y = Math.floor(((ev.clientY - r.top) / r.height) * h);
     const label = labels[y * w + x];
@@ -173,17 +206,25 @@ function renderHeatmap({ model, el: root }) {
     tip.style.display = "block";
     tip.style.left = `${ev.clientX - r.left + 12}px`; tip.style.top = `${ev.clientY - r.top + 12}px`;
     tip.textContent = rank < 0 ? `region ${label}: not ranked yet`
-      : `region ${label}: rank ${rank + 1}/${order.length}, gain ${(gains[label] ?? 0).toFixed(3)}, value ${(values[label] ?? 0).toFixed(2)}`;
+      : `region ${label}: rank ${rank + 1}/${order.length}, gain ${(gains[label] ?? 0).toFixed(3)}, ` +
+        `map value ${(values[label] ?? 0).toFixed(2)}`;
   });
   over.addEventListener("mouseleave", () => (tip.style.display = "none"));
   opacity.addEventListener("input", () => { model.set("opacity", parseFloat(opacity.value)); model.save_changes(); });
   borders.addEventListener("change", () => { model.set("show_borders", borders.checked); model.save_changes(); });
+  encoding.addEventListener("change", () => { model.set("encoding", encoding.value); model.save_changes(); });
   step.addEventListener("input", () => { model.set("step", parseInt(step.value)); model.save_changes(); });
-  model.on("change:image_png", loadImage);
-  model.on("change:labels", () => { loadLabels(); draw(); });
-  ["change:values", "change:order", "change:opacity", "change:show_borders", "change:step", "change:caption",
-    "change:insertion"].forEach((e) => model.on(e, draw));
-  loadLabels(); loadImage();
+  const onLabels = () => { loadLabels(); draw(); };
+  const off = [
+    subscribe(model, ["change:image_png", "change:width", "change:height"], loadImage),
+    subscribe(model, ["change:labels"], onLabels),
+    subscribe(model, ["change:palette"], () => { drawRamp(); draw(); }),
+    subscribe(model, ["change:values", "change:order", "change:opacity", "change:show_borders", "change:step",
+      "change:caption", "change:insertion", "change:areas", "change:n_regions", "change:legend", "change:note",
+      "change:phase", "change:encoding"], draw),
+  ];
+  loadLabels(); loadImage(); drawRamp(); draw();
+  return () => off.forEach((f) => f());
 }
 
 function svg(tag, attrs = {}) {
@@ -191,6 +232,7 @@ function svg(tag, attrs = {}) {
   for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
   return e;
 }
+function svgText(attrs, text) { return Object.assign(svg("text", attrs), { textContent: text }); }
 
 function renderModality({ model, el: root }) {
   root.classList.add("eagle-modality");
@@ -198,24 +240,25 @@ function renderModality({ model, el: root }) {
   function draw() {
     const tokens = model.get("tokens"), rel = model.get("reliance"), pf = model.get("p_full"), pb = model.get("p_black");
     const sel = new Set(model.get("selection")), special = model.get("special");
-    const bw = 26, T = 18, H = 120, W = Math.max(200, tokens.length * bw + 40);
+    const bw = 26, T = 22, H = 120, L = 44, W = Math.max(220, tokens.length * bw + L + 10);
     const s = svg("svg", { width: W, height: T + H + 70, class: "eagle-chart" });
     const g0 = svg("g", { transform: `translate(0 ${T})` });
-    s.append(Object.assign(svg("text", { x: 2, y: 12, "font-size": 10 }), { textContent: "reliance on the image" }));
+    s.append(svgText({ x: 2, y: 13, class: "eagle-axis-title" }, "reliance on the image and p(token), 0 to 1"));
     s.append(g0);
-    g0.append(svg("line", { x1: 30, y1: H, x2: W, y2: H, stroke: "#888" }));
+    [0, 0.5, 1].forEach((t) => {
+      g0.append(svg("line", { x1: L - 4, y1: H - t * H, x2: W, y2: H - t * H, class: "eagle-grid" }));
+      g0.append(svgText({ x: L - 8, y: H - t * H + 4, "text-anchor": "end" }, String(t)));
+    });
     tokens.forEach((tok, i) => {
-      const x = 34 + i * bw, v = Math.max(0, Math.min(1, rel[i] ?? 0));
+      const x = L + i * bw, v = Math.max(0, Math.min(1, rel[i] ?? 0));
       const g = svg("g", { class: "eagle-bar" + (sel.has(i) ? " eagle-selected" : ""), "data-index": i });
       g.append(svg("rect", { x, y: H - v * H, width: bw - 6, height: Math.max(1, v * H),
         fill: css(relianceColour(v), special[i] ? 0.35 : 0.9) }));
       if (pf.length) {
-        g.append(svg("circle", { cx: x + (bw - 6) / 2, cy: H - pf[i] * H, r: 3, fill: "#222" }));
-        g.append(svg("circle", { cx: x + (bw - 6) / 2, cy: H - pb[i] * H, r: 3, fill: "#fff", stroke: "#222" }));
+        g.append(svg("circle", { cx: x + (bw - 6) / 2, cy: H - pf[i] * H, r: 3.5, class: "eagle-dot-full" }));
+        g.append(svg("circle", { cx: x + (bw - 6) / 2, cy: H - pb[i] * H, r: 3.5, class: "eagle-dot-black" }));
       }
-      const t = svg("text", { x: x + 4, y: H + 8, transform: `rotate(60 ${x + 4} ${H + 8})`, "font-size": 11 });
-      t.textContent = tok.trim() || "␣";
-      g.append(t);
+      g.append(svgText({ x: x + 4, y: H + 10, transform: `rotate(60 ${x + 4} ${H + 10})` }, tok.trim() || "␣"));
       const title = svg("title");
       title.textContent = `${JSON.stringify(tok)}: reliance ${(rel[i] ?? 0).toFixed(3)}` +
         (pf.length ? `, p(image) ${pf[i].toFixed(3)}, p(black) ${pb[i].toFixed(3)}` : "");
@@ -226,44 +269,62 @@ function renderModality({ model, el: root }) {
       });
       g0.append(g);
     });
-    const legend = el("div", "eagle-chart-legend", "bars: reliance on the image · ● p(token | image) · ○ p(token | black image)");
+    const legend = el("div", "eagle-chart-legend",
+      "bars: reliance on the image (p with the image − p with a black image) · ● p(token | image) · ○ p(token | black image)");
     root.replaceChildren(s, legend);
   }
-  ["change:tokens", "change:reliance", "change:p_full", "change:p_black", "change:selection"].forEach((e) => model.on(e, draw));
+  const off = subscribe(model, ["change:tokens", "change:reliance", "change:p_full", "change:p_black", "change:selection",
+    "change:special"], draw);
   draw();
+  return off;
 }
 
 function renderCurves({ model, el: root }) {
   root.classList.add("eagle-curves");
   function draw() {
     const areas = model.get("areas"), ins = model.get("insertion"), del = model.get("deletion");
-    const W = 320, H = 190, L = 36, B = 26;
+    const W = 340, H = 210, L = 48, B = 36, R = 10, TOP = 10;
     const s = svg("svg", { width: W, height: H, class: "eagle-chart" });
-    const X = (a) => L + a * (W - L - 10), Y = (p) => H - B - p * (H - B - 10);
-    s.append(svg("rect", { x: L, y: 10, width: W - L - 10, height: H - B - 10, fill: "none", stroke: "#bbb" }));
+    const X = (a) => L + a * (W - L - R), Y = (p) => H - B - p * (H - B - TOP);
+    s.append(svg("rect", { x: L, y: TOP, width: W - L - R, height: H - B - TOP, class: "eagle-frame" }));
     [0, 0.5, 1].forEach((t) => {
-      s.append(Object.assign(svg("text", { x: X(t) - 6, y: H - 8, "font-size": 10 }), { textContent: t }));
-      s.append(Object.assign(svg("text", { x: 8, y: Y(t) + 3, "font-size": 10 }), { textContent: t }));
+      s.append(svgText({ x: X(t), y: H - B + 14, "text-anchor": "middle" }, String(t)));
+      s.append(svgText({ x: L - 6, y: Y(t) + 4, "text-anchor": "end" }, String(t)));
     });
-    const line = (ys, colour, width, dash) => {
-      if (!ys.length) return;
+    s.append(svgText({ x: X(0.5), y: H - 4, "text-anchor": "middle", class: "eagle-axis-title" },
+      "fraction of the image inserted or deleted"));
+    s.append(svgText({ x: 12, y: Y(0.5), "text-anchor": "middle", class: "eagle-axis-title",
+      transform: `rotate(-90 12 ${Y(0.5)})` }, "mean p(selection)"));
+    const ok = areas.length > 0 && ins.length === areas.length && del.length === areas.length;
+    const line = (ys, cls) => {
+      if (!ok || ys.length !== areas.length) return;
       const d = ys.map((p, i) => `${i ? "L" : "M"}${X(areas[i]).toFixed(1)},${Y(p).toFixed(1)}`).join("");
-      s.append(svg("path", { d, fill: "none", stroke: colour, "stroke-width": width, "stroke-dasharray": dash || "" }));
+      s.append(svg("path", { d, class: cls }));
     };
     const perTok = model.get("insertion_tokens");
-    if (perTok.length > 1) perTok.forEach((ys) => line(ys, "rgba(214,39,40,0.35)", 1, "3 2"));
-    line(ins, "#d62728", 2); line(del, "#1f77b4", 2);
+    if (perTok.length > 1) perTok.forEach((ys) => line(ys, "eagle-curve-token"));
+    line(ins, "eagle-curve-insertion"); line(del, "eagle-curve-deletion");
+    const k = model.get("step");
+    if (ok && k > 0 && k < areas.length) {
+      s.append(svg("line", { x1: X(areas[k]), y1: TOP, x2: X(areas[k]), y2: H - B, class: "eagle-step-marker" }));
+      s.append(svg("circle", { cx: X(areas[k]), cy: Y(ins[k]), r: 4, class: "eagle-step-dot" }));
+    }
     const info = el("div", "eagle-auc");
-    info.innerHTML = areas.length
-      ? `<span style="color:#d62728">insertion AUC ${model.get("insertion_auc").toFixed(4)} ↑</span> · ` +
-        `<span style="color:#1f77b4">deletion AUC ${model.get("deletion_auc").toFixed(4)} ↓</span>` +
-        (perTok.length > 1 ? " · dashed: per-token insertion" : "")
-      : "no explanation yet";
-    const xl = el("div", "eagle-axis", "fraction of the image (inserted ↑ / deleted ↓)");
-    root.replaceChildren(s, xl, info);
+    if (ok) {
+      const partial = model.get("partial");
+      info.append(el("span", "eagle-auc-title", model.get("title") + (partial ? ` · ${partial}` : "")),
+        el("br"),
+        el("span", "eagle-auc-insertion", `insertion AUC ${model.get("insertion_auc").toFixed(3)} (higher is better)`),
+        " · ",
+        el("span", "eagle-auc-deletion", `deletion AUC ${model.get("deletion_auc").toFixed(3)} (lower is better)`));
+      if (perTok.length > 1) info.append(el("br"), "dashed: each token's own insertion curve");
+    } else info.textContent = "no explanation yet";
+    root.replaceChildren(s, info);
   }
-  ["change:areas", "change:insertion", "change:deletion", "change:insertion_tokens"].forEach((e) => model.on(e, draw));
+  const off = subscribe(model, ["change:areas", "change:insertion", "change:deletion", "change:insertion_tokens",
+    "change:insertion_auc", "change:deletion_auc", "change:title", "change:partial", "change:step"], draw);
   draw();
+  return off;
 }
 
 const VIEWS = { strip: renderStrip, heatmap: renderHeatmap, modality: renderModality, curves: renderCurves };
@@ -271,7 +332,7 @@ const VIEWS = { strip: renderStrip, heatmap: renderHeatmap, modality: renderModa
 export default {
   render(ctx) {
     const view = VIEWS[ctx.model.get("_view")];
-    if (view) view(ctx);
-    else ctx.el.textContent = `eagle-widgets: unknown view ${ctx.model.get("_view")}`;
+    if (view) return view(ctx);
+    ctx.el.textContent = `eagle-widgets: unknown view ${ctx.model.get("_view")}`;
   },
 };
