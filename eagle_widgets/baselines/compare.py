@@ -40,7 +40,7 @@ def compare_methods(session: ModelSession, generation: Generation, tokens=None, 
                                          use_cache=False)
             row = {"seconds": time.perf_counter() - t0, "peak_memory_bytes": peak.bytes,
                    **_curve_metrics(result, "pixel"), **_curve_metrics(result, "region"), "order": result.order}
-            saliency = result.pixel_map()
+            saliency = result.pixel_map(encoding="paper")  # monotone in the region order, as published
         else:
             smap = explain_baseline(method, session, generation, tokens, regions=rs, target_ids=target_ids,
                                     **baseline_params.get(method, {}))
@@ -78,16 +78,18 @@ TABLE_COLUMNS = [("pixel ins↑", "pixel_insertion_auc"), ("pixel del↓", "pixe
                  ("CSR@10%↑", "csr"), ("s/run", "seconds"), ("peak MiB", "peak_memory_bytes")]
 
 
-def format_table(table: dict[str, dict], digits: int = 3) -> str:
-    """One row per method, the columns the table has."""
-    present = [(h, k) for h, k in TABLE_COLUMNS if any(k in row for row in table.values())]
-    lines = [f"{'method':<10}" + "".join(f"{h:>13}" for h, _ in present)]
+def format_table(table: dict[str, dict], digits: int = 3, columns=None) -> str:
+    """One row per method; the columns the table has, or those of `columns` (keys such as "pointing_mask")."""
+    present = [(h, k) for h, k in TABLE_COLUMNS
+               if any(k in row for row in table.values()) and (columns is None or k in columns)]
+    widths = [max(len(h), digits + 4) + 2 for h, _ in present]
+    lines = [f"{'method':<10}" + "".join(f"{h:>{w}}" for (h, _), w in zip(present, widths))]
     for method, row in table.items():
         cells = []
         for _, k in present:
             v = row.get(k)
             cells.append("—" if v is None else f"{v / 2**20:.1f}" if k == "peak_memory_bytes" else f"{v:.{digits}f}")
-        lines.append(f"{method:<10}" + "".join(f"{c:>13}" for c in cells))
+        lines.append(f"{method:<10}" + "".join(f"{c:>{w}}" for c, w in zip(cells, widths)))
     return "\n".join(lines)
 
 

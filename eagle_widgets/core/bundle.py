@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .attribution import Attribution
-from .errors import BundleError, EagleError
+from .errors import BundleError, EagleError, NewerBundleError
 from .regions import RegionSet
 
 SCHEMA = "eagle-widgets/attribution"
@@ -103,7 +103,7 @@ def load_attribution(path) -> Attribution:
                           if isinstance(meta, dict) else f"{path} has a malformed attribution.json")
     version = meta.get("version")
     if not isinstance(version, int) or version > VERSION:
-        raise BundleError(f"{path} was written by a newer eagle-widgets (bundle version {version}, "
+        raise NewerBundleError(f"{path} was written by a newer eagle-widgets (bundle version {version}, "
                           f"this one reads up to {VERSION}); upgrade eagle-widgets to open it")
     try:
         with np.load(io.BytesIO(npz_bytes), allow_pickle=False) as npz:

@@ -1,9 +1,12 @@
 """A disk cache of explanations that survives kernel restarts and is safe with several processes.
 
-Entries are result bundles named by a hash of everything that decides the result. Writes are atomic
-(a temporary file, then a rename), so a reader sees a whole entry or none, and two processes writing
-the same entry both leave a valid file. A corrupt entry is dropped and recomputed, never returned.
-Past `max_bytes`, the least recently used entries are deleted.
+Entries are result bundles named by a hash of everything that decides the result, and each stores that
+key: an entry holding another key is never returned. Writes are atomic (a temporary file, then a rename),
+so a reader sees a whole entry or none, and two processes writing the same entry both leave a valid file.
+A corrupt entry is dropped and recomputed, never returned; an entry from a newer eagle-widgets is left
+alone; a reader drops only the very file it failed to read, never one a writer has just put in its place.
+Temporary files of killed writers are counted and removed once stale. A folder this process cannot write
+is used read-only. Past `max_bytes`, the least recently used entries are deleted.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -19,10 +23,11 @@ import numpy as np
 
 from .attribution import Attribution
 from .bundle import load_attribution, save_attribution
-from .errors import BundleError, EagleError
+from .errors import BundleError, EagleError, NewerBundleError
 
 DEFAULT_MAX_BYTES = 512 * 2 ** 20
 SUFFIX = ".eagle"
+STALE_TEMP_S = 3600  # a writer's temporary file older than this belongs to a killed process
 
 
 class CacheError(EagleError, OSError):
@@ -71,13 +76,17 @@ class ResultCache:
         if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
             raise CacheError(f"max_bytes must be a positive integer, got {max_bytes!r}")
         self.max_bytes = max_bytes
+        self.read_only = False
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=self.folder, prefix=".probe."):
                 pass
         except OSError as err:
-            raise CacheError(f"the cache folder {self.folder} is not writable ({err.strerror or err}); pass "
-                             "another folder, or cache=False to explain without a disk cache") from None
+            if not (self.folder.is_dir() and os.access(self.folder, os.R_OK | os.X_OK)):
+                raise CacheError(f"the cache folder {self.folder} is not writable or not a folder "
+                                 f"({err.strerror or err}); pass another folder, or cache=False to explain without "
+                                 "a disk cache") from None
+            self.read_only = True  # a shared cache someone else fills: read it, store nothing
         self.hits = self.misses = 0
 
     def __repr__(self) -> str:
@@ -103,11 +112,21 @@ class ResultCache:
     def get(self, key: str) -> Attribution | None:
         path = self._path(key)
         try:
+            before = path.stat()
+        except OSError:
+            self.misses += 1
+            return None
+        try:
             result = load_attribution(path)
+        except NewerBundleError:
+            self.misses += 1  # readable by a newer version sharing this cache: leave it
+            return None
         except BundleError as err:
-            if path.exists():
-                warnings.warn(f"dropping a corrupt cache entry ({err})", stacklevel=2)
-                path.unlink(missing_ok=True)
+            self._drop_if_unchanged(path, before, f"dropping a corrupt cache entry ({err})")
+            self.misses += 1
+            return None
+        if result.info.get("cache_key") != key:
+            self._drop_if_unchanged(path, before, f"dropping a cache entry stored under the wrong key ({path.name})")
             self.misses += 1
             return None
         try:
@@ -117,20 +136,50 @@ class ResultCache:
         self.hits += 1
         return result
 
-    def put(self, key: str, result: Attribution) -> None:
-        """Store a complete result (partial ones are never cached); failures only warn."""
-        if not result.complete:
+    def _drop_if_unchanged(self, path: Path, before: os.stat_result, message: str) -> None:
+        """Remove the entry that failed, unless a writer has replaced it since (then it is a fresh one)."""
+        try:
+            now = path.stat()
+        except OSError:
             return
+        if (now.st_ino, now.st_mtime_ns, now.st_size) != (before.st_ino, before.st_mtime_ns, before.st_size):
+            return
+        warnings.warn(message, stacklevel=3)
+        if not self.read_only:
+            path.unlink(missing_ok=True)
+
+    def put(self, key: str, result: Attribution) -> None:
+        """Store a complete result (partial ones are never cached) with its key; failures only warn."""
+        if not result.complete or self.read_only:
+            return
+        info = result.info
+        result.info = {**info, "cache_key": key}
         try:
             save_attribution(result, self._path(key))
         except BundleError as err:
             warnings.warn(f"could not store the result in the cache: {err}", stacklevel=2)
             return
+        finally:
+            result.info = info
         self.evict()
 
+    def _temporaries(self):
+        for path in self.folder.glob("*/.*.tmp"):
+            try:
+                yield path, path.stat()
+            except FileNotFoundError:
+                continue
+
     def evict(self) -> None:
+        now = time.time()
+        total = 0
+        for path, st in self._temporaries():  # killed writers' leftovers: removed once stale, counted until then
+            if now - st.st_mtime > STALE_TEMP_S:
+                path.unlink(missing_ok=True)
+            else:
+                total += st.st_size
         entries = sorted(self._entries(), key=lambda e: e[1].st_mtime)
-        total = sum(st.st_size for _, st in entries)
+        total += sum(st.st_size for _, st in entries)
         for path, st in entries:
             if total <= self.max_bytes:
                 break
@@ -138,7 +187,7 @@ class ResultCache:
             total -= st.st_size
 
     def size_bytes(self) -> int:
-        return sum(st.st_size for _, st in self._entries())
+        return sum(st.st_size for _, st in self._entries()) + sum(st.st_size for _, st in self._temporaries())
 
     def __len__(self) -> int:
         return sum(1 for _ in self._entries())

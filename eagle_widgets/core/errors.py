@@ -15,3 +15,7 @@ class ScorerError(EagleError, RuntimeError):
 
 class BundleError(EagleError, OSError):
     """A saved result could not be written or read."""
+
+
+class NewerBundleError(BundleError):
+    """A saved result was written by a newer eagle-widgets: readable by it, so never to be deleted here."""

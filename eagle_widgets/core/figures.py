@@ -8,9 +8,14 @@ from pathlib import Path
 import numpy as np
 
 from .attribution import MAP_ENCODINGS, Attribution
-from .colours import PALETTE, overlay_rgba
+from .colours import DEFAULT_STYLE, STYLES, colour_bar, overlay_rgba
 
 _BLUE, _RED = np.array([31, 119, 180]) / 255, np.array([214, 39, 40]) / 255
+
+
+def plain(text: str) -> str:
+    """Text drawn as written: a '$' in a prompt or token must not start matplotlib's mathtext."""
+    return str(text).replace("$", r"\$")
 
 
 def reliance_colour(v) -> tuple:
@@ -28,7 +33,7 @@ def draw_token_strip(ax, tokens, reliance, selection=(), special=None, *, fontsi
     x, y, line_h = 0.0, 0.9, 0.28
     renderer = ax.figure.canvas.get_renderer()
     for i, tok in enumerate(tokens):
-        text = tok.replace("\n", "⏎") or "∅"
+        text = plain(tok.replace("\n", "⏎") or "∅")
         t = ax.text(x, y, text, fontsize=fontsize, family="monospace", va="top", ha="left",
                     color="white", alpha=0.5 if special[i] else 1.0,
                     bbox=dict(boxstyle="round,pad=0.25", fc=reliance_colour(reliance[i]),
@@ -41,7 +46,7 @@ def draw_token_strip(ax, tokens, reliance, selection=(), special=None, *, fontsi
     ax.set_ylim(min(0.0, y - line_h), 1.0)
 
 
-def _colour_bar(fig, ax, encoding: str, result: Attribution) -> None:
+def _colour_bar(fig, ax, encoding: str, result: Attribution, style: str = DEFAULT_STYLE) -> None:
     """The map's colour bar, titled with what the colours mean (and this result's scale)."""
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import ListedColormap, Normalize
@@ -49,13 +54,15 @@ def _colour_bar(fig, ax, encoding: str, result: Attribution) -> None:
     label = {"gain": "gain share (1 = the top region's gain in F)", "paper": "paper's normalisation"}[encoding]
     if encoding == "gain" and len(result.order):
         label += f", top gain {np.diff(result.scores).max():.3f}"
-    fig.colorbar(ScalarMappable(Normalize(0, 1), cmap=ListedColormap(PALETTE / 255.0)), ax=ax, fraction=0.046,
-                 pad=0.02).set_label(label, fontsize=8)
+    bar = fig.colorbar(ScalarMappable(Normalize(0, 1), cmap=ListedColormap(colour_bar(style) / 255.0)), ax=ax,
+                       fraction=0.046, pad=0.02)
+    bar.set_label(f"{label}\n{style}: {STYLES[style]}", fontsize=7)
 
 
-def draw_map(ax, result: Attribution, encoding: str = "gain", smooth: float = 1.5) -> None:
-    """The map over the image on `ax`, as the widgets draw it (viridis, opacity growing with the value)."""
-    ax.imshow(overlay_rgba(result.pixel_map(smooth=smooth, encoding=encoding)))
+def draw_map(ax, result: Attribution, encoding: str = "gain", smooth: float = 1.5,
+             style: str = DEFAULT_STYLE) -> None:
+    """The map over the image on `ax`, as the widgets draw it (see `core.colours`)."""
+    ax.imshow(overlay_rgba(result.pixel_map(smooth=smooth, encoding=encoding), style))
 
 
 def explanation_figure(image, tokens, reliance, result: Attribution | None = None, selection=(), special=None,
@@ -82,9 +89,9 @@ def explanation_figure(image, tokens, reliance, result: Attribution | None = Non
                     label=f"deletion AUC {result.deletion_auc:.3f} (lower is better)")
         curves.legend(loc="center right", fontsize=8)
         labels = ", ".join(repr(t) for t in (result.token_labels or []))
-        curves.set_title(f"{labels}{partial}", fontsize=9)
+        curves.set_title(plain(f"{labels}{partial}"), fontsize=9)
         if note:
-            fig.text(0.01, 0.01, note, fontsize=8, color="#a05a00", wrap=True)
+            fig.text(0.01, 0.01, plain(note), fontsize=8, color="#a05a00", wrap=True)
     else:
         curves.text(0.5, 0.5, "select tokens to explain", ha="center", va="center", color="0.4")
     curves.set_xlim(0, 1)
@@ -92,7 +99,7 @@ def explanation_figure(image, tokens, reliance, result: Attribution | None = Non
     curves.set_xlabel("fraction of the image inserted or deleted")
     curves.set_ylabel("mean p(selection)")
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(plain(title), fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -145,7 +152,8 @@ def attribution_figure(result: Attribution, path=None, *, reliance=None, correct
     corrected_target = (explained is not None and generated is not None
                         and any(generated[t] != i for t, i in zip(targets, explained)))
     label = ", ".join(repr(t) for t in (result.token_labels or []))
-    ax.set_title(f"support for {label}" if not corrected_target else f"support for the correct {label}", fontsize=9)
+    ax.set_title(plain(f"support for {label}" if not corrected_target else f"support for the correct {label}"),
+                 fontsize=9)
     _colour_bar(fig, ax, encoding, result)
     if correction is not None:
         ax = fig.add_subplot(grid[0, 2])
@@ -162,10 +170,10 @@ def attribution_figure(result: Attribution, path=None, *, reliance=None, correct
     else:
         strip.set_axis_off()
     if corrected_target:
-        strip.set_title(f"model answered {', '.join(repr(tokens[t]) for t in targets if t < len(tokens))}; "
-                        f"explained: {label}", fontsize=8, loc="left")
+        strip.set_title(plain(f"model answered {', '.join(repr(tokens[t]) for t in targets if t < len(tokens))}; "
+                              f"explained: {label}"), fontsize=8, loc="left")
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(plain(title), fontsize=10)
     fig.tight_layout()
     if path is not None:
         path = Path(path)

@@ -5,6 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import InputError
+from .validation import MAX_IMAGE_PIXELS
+
+WIDE_MODES = {"I;16": "16-bit", "I;16B": "16-bit", "I;16L": "16-bit", "I;16N": "16-bit", "I": "32-bit integer",
+              "F": "32-bit float"}
+
+
+def _check_pixels(width: int, height: int, name: str) -> None:
+    if width * height > MAX_IMAGE_PIXELS:
+        raise InputError(f"{name} is {width}x{height} pixels, more than the limit of {MAX_IMAGE_PIXELS:,}; resize "
+                         f"it (the model's processor downsizes it anyway) or raise EAGLE_WIDGETS_MAX_IMAGE_PIXELS")
 
 
 def as_rgb_uint8(image, *, name: str = "image") -> np.ndarray:
@@ -20,7 +30,14 @@ def as_rgb_uint8(image, *, name: str = "image") -> np.ndarray:
     if Image is not None and isinstance(image, Image.Image):
         if image.width == 0 or image.height == 0:
             raise InputError(f"{name} is empty ({image.width}x{image.height} pixels)")
-        return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+        if image.mode in WIDE_MODES:  # convert("RGB") would clip these to black or white
+            raise InputError(f"{name} has PIL mode {image.mode!r} ({WIDE_MODES[image.mode]}); scale it to 8-bit "
+                             f"RGB first, e.g. from a numpy array of floats in [0, 1]")
+        _check_pixels(image.width, image.height, name)
+        try:
+            return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+        except (OSError, ValueError, SyntaxError) as err:  # truncated, closed or corrupt files
+            raise InputError(f"{name} could not be read: {err}") from None
     if not isinstance(image, np.ndarray):
         raise InputError(
             f"{name} must be a PIL.Image.Image or a numpy array (HxW, HxWx3 or HxWx4), "
@@ -36,6 +53,7 @@ def as_rgb_uint8(image, *, name: str = "image") -> np.ndarray:
     arr = arr[:, :, :3]
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise InputError(f"{name} is empty (shape {tuple(image.shape)})")
+    _check_pixels(arr.shape[1], arr.shape[0], name)
     if arr.dtype == np.uint8:
         return np.ascontiguousarray(arr)
     if arr.dtype == np.bool_:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import validation
 from .attribution import Attribution
 from .errors import InputError, ScorerError
 from .regions import RegionSet
@@ -228,13 +229,8 @@ def attribute(scorer, regions, mode: str = "exact", lambda1: float = 1.0, lambda
         raise InputError(f"the scorer scores {int(expected)} regions but the image is split into {regions.n}")
     if regions.n < 2:
         raise InputError(f"the image must be split into at least 2 regions, got {regions.n}")
-    for name, lam in (("lambda1", lambda1), ("lambda2", lambda2)):
-        if not np.isfinite(lam) or lam < 0:
-            raise InputError(f"{name} must be a finite number >= 0, got {lam}")
-    if lambda1 == 0 and lambda2 == 0:
-        raise InputError("lambda1 and lambda2 cannot both be 0: the objective would be constant")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    lambda1, lambda2 = validation.lambdas(lambda1, lambda2)
+    batch_size = validation.integer(batch_size, "batch_size", minimum=1)
     unknown = set(mode_params) - set(DEFAULT_PARAMS[mode])
     if unknown:
         allowed = ", ".join(DEFAULT_PARAMS[mode]) or "none"
@@ -242,10 +238,10 @@ def attribute(scorer, regions, mode: str = "exact", lambda1: float = 1.0, lambda
     params = {**DEFAULT_PARAMS[mode], **mode_params}
     for key, value in params.items():
         if key == "tol":
-            if not 0 <= float(value) < 1:
+            if validation.weight(value, "tol") >= 1:
                 raise InputError(f"tol must lie in [0, 1), got {value}")
-        elif isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise InputError(f"{key} must be a positive integer, got {value!r}")
+        else:
+            validation.integer(value, key, minimum=1)
 
     search = _Search(scorer, regions, mode, lambda1, lambda2, int(batch_size), progress, cancel)
     run = {"exact": _exact, "efficient": _efficient, "early_stop": _early_stop}[mode]

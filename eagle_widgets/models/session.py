@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..core import Attribution, RegionSet, attribute
+from ..core import Attribution, RegionSet, attribute, validation
 from ..core.cache import CacheError, ResultCache, fingerprint
 from ..core.errors import EagleError, InputError
 from ..core.images import as_rgb_uint8
@@ -133,10 +133,11 @@ class ModelSession:
     def generate(self, image, prompt: str, max_new_tokens: int = 64) -> Generation:
         """Greedy answer (do_sample=False, num_beams=1) to `prompt` about `image`."""
         rgb = as_rgb_uint8(image)
+        if min(rgb.shape[:2]) < 2:  # EAGLE splits the image into at least two regions
+            raise InputError(f"the image is {rgb.shape[1]}x{rgb.shape[0]} pixels; it must be at least 2x2")
         if not isinstance(prompt, str) or not prompt.strip():
             raise InputError(f"the prompt must be a non-empty string, got {prompt!r}")
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-            raise InputError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
+        max_new_tokens = validation.integer(max_new_tokens, "max_new_tokens", minimum=1)
         t0 = time.perf_counter()
         text = self.adapter.prompt_text(prompt)
         inputs = self.adapter.encode([rgb], text)
@@ -180,26 +181,14 @@ class ModelSession:
         n = len(generation.token_ids)
         if tokens is None or (isinstance(tokens, str) and tokens == "all"):
             return list(range(n))
-        if isinstance(tokens, (int, np.integer)) and not isinstance(tokens, bool):
-            tokens = [tokens]
-        if isinstance(tokens, str):
-            raise InputError(f"tokens must be indices into generation.tokens, 'all' or None; got {tokens!r}")
-        try:
-            picked = [int(t) for t in tokens]
-        except (TypeError, ValueError):
-            raise InputError(f"tokens must be integer indices into generation.tokens, got {tokens!r}") from None
-        if not picked:
-            raise InputError("the token selection is empty: select at least one generated token")
-        bad = [t for t in picked if not -n <= t < n]
-        if bad:
-            raise InputError(f"token index {bad[0]} is out of range: the answer has {n} tokens (0..{n - 1})")
-        return sorted({t % n for t in picked})
+        return validation.token_indices(tokens, n)
 
     def regions(self, generation: Generation, regions) -> RegionSet:
         """The RegionSet for `regions` (an int d for SLICO, memoised for the latest generation; a RegionSet or a
         label map, checked against the image)."""
         if isinstance(regions, (int, np.integer)) and not isinstance(regions, bool):
-            key = ("slic", id(generation), int(regions))
+            regions = validation.region_count(regions)
+            key = ("slic", id(generation), regions)
             if key not in self._prepared:
                 self._prepared.clear()
                 self._prepared[key] = RegionSet.slic(generation.image, n_segments=int(regions))

@@ -11,11 +11,12 @@ from pathlib import Path
 import ipywidgets as W
 import numpy as np
 
+from ..core import validation
 from ..core.attribution import Attribution
 from ..core.errors import EagleError, InputError
 from ..core.search import MODES
 from .state import image_note, selection_label, summary
-from .views import CurvesView, HeatmapView, ModalityChart, TokenStrip, _check_selection
+from .views import CurvesView, HeatmapView, ModalityChart, TokenStrip, check_selection
 
 
 class Explorer(W.VBox):
@@ -33,6 +34,15 @@ class Explorer(W.VBox):
                  auto_run: bool = True, **mode_params):
         if mode not in MODES:
             raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+        if not all(hasattr(session, a) for a in ("generate", "reliance", "explain", "regions")):
+            raise InputError(f"Explorer needs a model session (load_session or load_demo_session), got "
+                             f"{type(session).__name__}")
+        # Checked here, never clamped by the controls: what the user asked for is what runs, or an error.
+        regions = validation.region_count(regions)
+        lambda1, lambda2 = validation.lambdas(lambda1, lambda2)
+        max_new_tokens = validation.integer(max_new_tokens, "max_new_tokens", minimum=1)
+        if batch_size is not None:
+            batch_size = validation.integer(batch_size, "batch_size", minimum=1)
         self.session = session
         self.generation = session.generate(image, prompt, max_new_tokens=max_new_tokens)
         self.reliance = session.reliance(self.generation)
@@ -60,14 +70,16 @@ class Explorer(W.VBox):
                                        tooltip="exact: the paper's greedy search (N(N+1) model calls); "
                                        "efficient: the authors' faster variant; early_stop: stops when F saturates",
                                        layout=W.Layout(width="190px"))
-        self.regions_control = W.BoundedIntText(value=regions, min=4, max=400, description="regions",
+        self.regions_control = W.BoundedIntText(value=regions, min=2, max=validation.MAX_REGIONS, description="regions",
                                                 tooltip="how many SLICO superpixels to split the image "
                                                 "into (more: finer maps, slower runs)",
                                                 layout=W.Layout(width="150px"))
-        self.lambda1_control = W.BoundedFloatText(value=lambda1, min=0, max=10, step=0.1, description="λ1",
+        self.lambda1_control = W.BoundedFloatText(value=lambda1, min=0, max=max(10.0, lambda1), step=0.1,
+                                                  description="λ1",
                                                   tooltip="weight of insertion: p(token) with only the "
                                                   "chosen regions visible", layout=W.Layout(width="120px"))
-        self.lambda2_control = W.BoundedFloatText(value=lambda2, min=0, max=10, step=0.1, description="λ2",
+        self.lambda2_control = W.BoundedFloatText(value=lambda2, min=0, max=max(10.0, lambda2), step=0.1,
+                                                  description="λ2",
                                                   tooltip="weight of deletion: 1 - p(token) with the "
                                                   "chosen regions removed", layout=W.Layout(width="120px"))
         for control in (self.mode_control, self.regions_control, self.lambda1_control, self.lambda2_control):
@@ -99,7 +111,7 @@ class Explorer(W.VBox):
         """Select tokens (indices into the answer) as a click would; runs the explanation if auto_run."""
         if isinstance(tokens, (int, np.integer)):
             tokens = [int(tokens)]
-        picked = _check_selection(tokens, len(self.generation.tokens))
+        picked = check_selection(tokens, len(self.generation.tokens))
         if picked == self.strip.selection and self.auto_run:
             self.run()  # re-selecting the same tokens still shows (or re-runs) their explanation
         else:

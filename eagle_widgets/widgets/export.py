@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from ..core.attribution import MAP_ENCODINGS
-from ..core.colours import OVERLAY_OPACITY, PALETTE
+from ..core.colours import DEFAULT_STYLE, OVERLAY_OPACITY, drawing
 from ..core.errors import EagleError, InputError
 from .state import EMPTY_CURVES, EMPTY_HEATMAP, curves_state, heatmap_state, summary
 
@@ -69,7 +69,7 @@ const strip = model({ _view: "strip", ...data.strip });
 const modality = model({ _view: "modality", ...data.modality });
 const heatmap = model({ _view: "heatmap", image_png: bytes(data.image_png), width: data.width, height: data.height,
   labels: new DataView(new ArrayBuffer(0)), opacity: data.opacity, show_borders: false, encoding: data.encoding,
-  palette: data.palette, ...data.empty_heatmap });
+  style: data.style, drawing: data.drawing, ...data.empty_heatmap });
 const curves = model({ _view: "curves", ...data.empty_curves, step: 0 });
 for (const [id, m] of [["strip", strip], ["modality", modality], ["heatmap", heatmap], ["curves", curves]])
   views.render({ model: m, el: document.getElementById(id) });
@@ -136,8 +136,8 @@ def explorer_page(explorer) -> str:
                      "special": list(explorer.chart.special), "selection": list(explorer.selection)},
         "image_png": base64.b64encode(explorer.heatmap.image_png).decode(),
         "width": explorer.heatmap.width, "height": explorer.heatmap.height,
-        "encoding": explorer.heatmap.encoding, "opacity": OVERLAY_OPACITY,
-        "palette": [list(map(int, c)) for c in PALETTE],
+        "encoding": explorer.heatmap.encoding, "opacity": OVERLAY_OPACITY, "drawing": drawing(),
+        "style": explorer.heatmap.style if explorer.heatmap.style else DEFAULT_STYLE,
         "empty_heatmap": EMPTY_HEATMAP, "empty_curves": EMPTY_CURVES,
         "explanations": explanations,
     }

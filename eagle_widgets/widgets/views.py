@@ -9,8 +9,9 @@ import anywidget
 import numpy as np
 import traitlets
 
+from ..core import validation
 from ..core.attribution import MAP_ENCODINGS, Attribution
-from ..core.colours import OVERLAY_OPACITY, PALETTE
+from ..core.colours import DEFAULT_STYLE, OVERLAY_OPACITY, STYLES, drawing
 from ..core.errors import InputError
 from ..core.images import as_rgb_uint8
 from .state import DEFAULT_ENCODING, EMPTY_CURVES, EMPTY_HEATMAP, curves_state, heatmap_state, preview_state
@@ -33,7 +34,7 @@ class _TokenView(_View):
 
     @traitlets.validate("selection")
     def _valid_selection(self, proposal):
-        return _check_selection(proposal["value"], len(self.tokens))
+        return check_selection(proposal["value"], len(self.tokens))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(tokens={self.tokens!r}, selection={self.selection!r})"
@@ -48,15 +49,11 @@ def _normalise(values) -> list[float]:
     return [0.0] * len(v) if hi - lo < 1e-12 else [float(x) for x in (v - lo) / (hi - lo)]
 
 
-def _check_selection(selection, n: int) -> list[int]:
-    try:
-        picked = sorted({int(i) for i in selection})
-    except (TypeError, ValueError):
-        raise InputError(f"a selection is a list of token indices, got {selection!r}") from None
-    bad = [i for i in picked if not 0 <= i < n]
-    if bad:
-        raise InputError(f"token index {bad[0]} is out of range: the answer has {n} tokens (0..{n - 1})")
-    return picked
+def check_selection(selection, n: int) -> list[int]:
+    """A widget selection: distinct token indices in 0..n-1 (empty allowed: nothing selected)."""
+    if isinstance(selection, (list, tuple)) and not selection:
+        return []
+    return validation.token_indices(selection, n, name="selection", allow_negative=False)
 
 
 class TokenStrip(_TokenView):
@@ -100,7 +97,8 @@ def png_bytes(image: np.ndarray) -> bytes:
 class HeatmapView(_View):
     """The image with the attribution map over it, a colour bar that says what it shows, region borders, hover
     details and the insertion path. What it draws for a result is `state.heatmap_state` (the export uses the
-    same); `encoding` picks the map's normalisation ("gain" by default, or the paper's)."""
+    same); `encoding` picks the map's normalisation ("gain" by default, or the paper's), `style` how it is
+    drawn ("spotlight" dims what matters less, keeping the objects' colours; "colour" is a viridis overlay)."""
 
     _view = traitlets.Unicode("heatmap").tag(sync=True)
     image_png = traitlets.Bytes(b"").tag(sync=True)
@@ -121,7 +119,8 @@ class HeatmapView(_View):
     note = traitlets.Unicode("").tag(sync=True)
     caption = traitlets.Unicode("").tag(sync=True)
     phase = traitlets.Unicode("empty").tag(sync=True)  # empty, running, done, partial, stale
-    palette = traitlets.List(traitlets.List(traitlets.Int()), [list(map(int, c)) for c in PALETTE]).tag(sync=True)
+    style = traitlets.Enum(list(STYLES), DEFAULT_STYLE).tag(sync=True)  # how the map is drawn (core.colours)
+    drawing = traitlets.Dict(drawing()).tag(sync=True)  # palette, veil and colour bars: fixed
 
     def __init__(self, image=None, result: Attribution | None = None, **kwargs):
         super().__init__(**kwargs)

@@ -1,54 +1,22 @@
 """The exported HTML page in headless Chromium: opened from disk, no kernel, no network. The test reads what
 the page drew (canvas pixels, status and legend text) and compares it with the Python results."""
 
-import numpy as np
 from eagle_widgets import Explorer
-from eagle_widgets.core.colours import OVERLAY_OPACITY, PALETTE
 from eagle_widgets.demo import CAPTION_PROMPT, make_scene
 from eagle_widgets.widgets.state import heatmap_state
+from pixels import expectations, mismatches
 
 from conftest import ARTIFACTS
 
 SCENE = make_scene(10 ** 6 + 21, n_objects=2)
 
 
-def region_probes(labels: np.ndarray) -> dict[int, tuple[int, int]]:
-    """One pixel well inside each region (the region pixel farthest from its border)."""
-    from scipy import ndimage
-
-    probes = {}
-    for r in range(int(labels.max()) + 1):
-        inside = np.pad(labels == r, 1)
-        depth = ndimage.distance_transform_edt(inside)[1:-1, 1:-1]
-        y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
-        probes[r] = (int(y), int(x))
-    return probes
-
-
-def expected_rgba(value: float) -> np.ndarray:
-    v = min(1.0, max(0.0, value))
-    return np.array([*PALETTE[round(v * 255)], round(255 * OVERLAY_OPACITY * v)], dtype=float)
-
-
-def drawn_pixels(page, probes) -> dict[int, np.ndarray]:
-    points = [[x, y] for y, x in probes.values()]
-    rgba = page.evaluate("""(points) => {
-        const c = document.querySelector('#heatmap canvas.eagle-overlay');
-        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-        return points.map(([x, y]) => Array.from(d.slice(4 * (y * c.width + x), 4 * (y * c.width + x) + 4)));
-    }""", points)
-    return {r: np.array(px, dtype=float) for r, px in zip(probes, rgba)}
-
-
-def assert_draws(page, result, encoding):
+def assert_draws(page, result, encoding, style="spotlight"):
     """Every region's probe pixel has the colour and opacity the Python state gives its value."""
-    values = heatmap_state(result, encoding)["values"]
-    probes = region_probes(result.regions.labels)
-    for r, px in drawn_pixels(page, probes).items():
-        want = expected_rgba(values[r])
-        assert abs(px[3] - want[3]) <= 1, (r, px, want)
-        if want[3] >= 48:  # the canvas stores premultiplied colours: faint pixels lose precision
-            assert np.abs(px[:3] - want[:3]).max() <= 6, (r, px, want)
+    points = expectations(result.regions.labels, heatmap_state(result, encoding)["values"], style)
+    assert max(p["rgba"][3] for p in points) > 150  # something strong must be drawn: a blank canvas fails
+    bad = mismatches(page, "#heatmap canvas.eagle-overlay", points)
+    assert not bad, bad
 
 
 def test_exported_page_draws_each_explanation_in_any_order(tmp_path, browser, demo_session):
@@ -85,12 +53,24 @@ def test_exported_page_draws_each_explanation_in_any_order(tmp_path, browser, de
         assert f"{result.num_regions} regions" in status
         auc = page.locator("#curves .eagle-auc").text_content()
         assert f"insertion AUC {result.insertion_auc:.3f}" in auc and repr(ex.generation.tokens[token]) in auc
-        assert page.locator("#heatmap .eagle-legend-title").text_content().startswith("gain share")
+        assert "; gain share" in page.locator("#heatmap .eagle-legend-title").text_content()
 
-    # The paper's normalisation, by name, from the page's own control.
+    # Moving the insertion step changes what is drawn, not the layout.
+    height = page.evaluate("document.getElementById('heatmap').offsetHeight")
+    steps = results[(second,)].num_regions
+    for k in (1, steps // 2, steps, 0):
+        page.evaluate("""(k) => { const s = document.querySelector('#heatmap input.eagle-step');
+            s.value = k; s.dispatchEvent(new Event('input')); }""", k)
+        assert page.evaluate("document.getElementById('heatmap').offsetHeight") == height, k
+        assert page.locator("#curves .eagle-step-marker").count() == (1 if k else 0)  # the step, on the curves
+
+    # The paper's normalisation, by name, from the page's own control; then the colour style.
     page.select_option("#heatmap select.eagle-encoding", "paper")
-    page.wait_for_function("document.querySelector('#heatmap .eagle-legend-title').textContent.startsWith('paper')")
+    page.wait_for_function("document.querySelector('#heatmap .eagle-legend-title').textContent.includes('; paper')")
     assert_draws(page, results[(second,)], "paper")
+    page.select_option("#heatmap select.eagle-style", "colour")
+    page.wait_for_function("document.querySelector('#heatmap .eagle-legend-title').textContent.startsWith('colour')")
+    assert_draws(page, results[(second,)], "paper", "colour")
 
     chips.nth(0).click()  # never explained: the page says so instead of showing a stale map
     assert "No explanation of this selection" in page.locator("#status").text_content()

@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -106,3 +107,70 @@ def test_two_processes_writing_the_same_entry(tmp_path):
     assert [o.strip() for o, _ in outs] == ["ok", "ok"], [e[-1000:] for _, e in outs]
     assert list(tmp_path.glob("*/*.eagle")) and not list(tmp_path.glob("*/.*.tmp"))
     assert isinstance(ResultCache(tmp_path).get(ResultCache.key("shared")), Attribution)
+
+
+def _result(seed=0):
+    rs = RegionSet.grid((20, 30), rows=2, cols=3)
+    return attribute(LogisticScorer.random(rs.n, 2, seed=seed), rs, mode="exact")
+
+
+def test_entries_answer_only_their_own_key(tmp_path):
+    cache = ResultCache(tmp_path)
+    a, b = cache.key(["a"]), cache.key(["b"])
+    cache.put(a, _result(0))
+    assert cache.get(a).info["cache_key"] == a
+    # Another selection's result copied under b's name is not b's answer.
+    cache._path(b).parent.mkdir(exist_ok=True)
+    cache._path(b).write_bytes(cache._path(a).read_bytes())
+    with pytest.warns(UserWarning, match="wrong key"):
+        assert cache.get(b) is None
+    assert cache.get(a) is not None
+
+
+def test_an_entry_from_a_newer_version_is_left_alone(tmp_path):
+    import json
+    import zipfile
+
+    cache = ResultCache(tmp_path)
+    key = cache.key(["newer"])
+    cache.put(key, _result())
+    path = cache._path(key)
+    with zipfile.ZipFile(path) as zf:
+        meta, arrays = json.loads(zf.read("attribution.json")), zf.read("arrays.npz")
+    meta["version"] = 99
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("attribution.json", json.dumps(meta))
+        zf.writestr("arrays.npz", arrays)
+    assert cache.get(key) is None and path.exists()
+
+
+def test_stale_temporary_files_are_counted_then_removed(tmp_path):
+    cache = ResultCache(tmp_path)
+    key = cache.key(["t"])
+    cache.put(key, _result())
+    leftover = cache._path(key).parent / f".{key}.eagle.abc.tmp"
+    leftover.write_bytes(b"x" * 1000)
+    assert cache.size_bytes() >= 1000 + cache._path(key).stat().st_size
+    cache.evict()
+    assert leftover.exists()  # a live writer's file is kept
+    old = time.time() - 2 * 3600
+    os.utime(leftover, (old, old))
+    cache.evict()
+    assert not leftover.exists() and cache.get(key) is not None
+
+
+def test_a_folder_this_process_cannot_write_is_read_only(tmp_path, monkeypatch):
+    from eagle_widgets.core import cache as cache_module
+
+    writer = ResultCache(tmp_path)
+    key = writer.key(["shared"])
+    writer.put(key, _result())
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(cache_module.tempfile, "NamedTemporaryFile", refuse)
+    reader = ResultCache(tmp_path)
+    assert reader.read_only and reader.get(key) is not None
+    reader.put(reader.key(["other"]), _result(1))  # silently not stored: the folder is someone else's
+    assert reader.get(reader.key(["other"])) is None

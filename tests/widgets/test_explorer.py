@@ -117,3 +117,38 @@ def test_repr_and_saved_picture(explorer):
 
     assert base64.b64decode(data["image/png"]).startswith(b"\x89PNG")
     assert data["text/plain"] == text
+
+
+@pytest.mark.parametrize("kwargs, match", [({"regions": 1}, "regions"), ({"regions": 2.5}, "regions"),
+                                           ({"lambda1": -1}, "lambda1"), ({"lambda2": "1"}, "lambda2"),
+                                           ({"lambda1": 0, "lambda2": 0}, "both be 0")])
+def test_explorer_refuses_parameters_instead_of_clamping_them(demo_session, kwargs, match):
+    with pytest.raises(InputError, match=match):
+        Explorer(demo_session, SCENE.image, CAPTION_PROMPT, **kwargs)
+
+
+def test_explorer_needs_a_session():
+    with pytest.raises(InputError, match="model session"):
+        Explorer(None, SCENE.image, CAPTION_PROMPT)
+
+
+def test_select_refuses_non_integer_tokens(explorer):
+    for bad in ([1.7], [True], 1.0):
+        with pytest.raises(InputError):
+            explorer.select(bad)
+    assert explorer.selection == []
+
+
+def test_a_failed_run_never_reports_the_previous_result(explorer, monkeypatch):
+    i = content_index(explorer)
+    explorer.select([i]).wait(60)
+    assert explorer.result is not None
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the model fell over")
+
+    monkeypatch.setattr(explorer.session, "explain", broken)
+    explorer.select([i + 1])
+    assert explorer.wait(60) is None and explorer.state == "error"
+    assert "fell over" in explorer.error and explorer.heatmap.values == []
+    assert (i + 1,) not in explorer.explanations()  # nothing is filed under the failed selection

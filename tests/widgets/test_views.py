@@ -59,8 +59,12 @@ def test_a_single_dominant_region_leaves_the_background_cold():
     assert paper[background].max() > 0.5  # the paper's normalisation stretches the noise (why it is not default)
     state = heatmap_state(result)
     assert max(state["values"][i] for i in background) < 0.1
-    # What is drawn over a background region is nearly transparent: the image shows through.
-    assert overlay_rgba(np.array(state["values"])[background])[:, 3].max() < 0.1 * OVERLAY_OPACITY
+    # Drawn in colour, a background region is nearly transparent; in the spotlight it is dimmed almost fully,
+    # while the top region keeps its own colours.
+    cold = np.array(state["values"])[background]
+    assert overlay_rgba(cold, "colour")[:, 3].max() < 0.1 * OVERLAY_OPACITY
+    assert overlay_rgba(cold, "spotlight")[:, 3].min() > 0.9 * OVERLAY_OPACITY
+    assert overlay_rgba(np.array([1.0]), "spotlight")[0, 3] == 0
 
 
 def test_preview_uses_the_final_encoding_and_partial_results_say_so():

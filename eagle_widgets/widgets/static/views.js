@@ -108,6 +108,11 @@ function renderHeatmap({ model, el: root }) {
   const controls = el("div", "eagle-controls");
   const opacity = Object.assign(el("input"), { type: "range", min: 0, max: 1, step: 0.05 });
   const borders = Object.assign(el("input"), { type: "checkbox" });
+  const style = el("select", "eagle-style");
+  for (const [value, text] of [["spotlight", "spotlight"], ["colour", "colour"]])
+    style.append(Object.assign(el("option", null, text), { value }));
+  style.title = "spotlight: regions that matter less are dimmed, so objects keep their own colours. " +
+    "colour: a viridis overlay, more opaque where the region matters more.";
   const encoding = el("select", "eagle-encoding");
   for (const [value, text] of [["gain", "gain share"], ["paper", "paper's normalisation"]])
     encoding.append(Object.assign(el("option", null, text), { value }));
@@ -117,7 +122,7 @@ function renderHeatmap({ model, el: root }) {
   step.title = "0 shows the map; k shows what the model saw after the first k regions were inserted";
   const stepInfo = el("span", "eagle-step-info");
   const lab = (text, input) => { const l = el("label", null, text); l.append(input); return l; };
-  controls.append(lab("map ", encoding), lab(" opacity ", opacity), lab(" borders ", borders),
+  controls.append(lab("map ", encoding), lab(" drawn as ", style), lab(" opacity ", opacity), lab(" borders ", borders),
     lab(" insertion step ", step), stepInfo);
   const caption = el("div", "eagle-caption");
   root.append(stage, bar, note, controls, caption);
@@ -139,9 +144,17 @@ function renderHeatmap({ model, el: root }) {
     if (labels) for (let i = 0; i < labels.length; i++) if (labels[i] >= labelCount) labelCount = labels[i] + 1;
   }
   function drawRamp() {
-    const pal = model.get("palette"), ctx = ramp.getContext("2d"), data = ctx.createImageData(256, 1);
-    pal.forEach((c, i) => { data.data.set([c[0], c[1], c[2], 255], 4 * i); });
+    const colours = model.get("drawing").ramps[model.get("style")], ctx = ramp.getContext("2d");
+    const data = ctx.createImageData(256, 1);
+    colours.forEach((c, i) => { data.data.set([c[0], c[1], c[2], 255], 4 * i); });
     ctx.putImageData(data, 0, 0);
+  }
+  // The overlay pixel of a map value, exactly as core.colours.overlay_pixel computes it.
+  function overlayPixel(v, strength) {
+    const t = Math.max(0, Math.min(1, v || 0)), d = model.get("drawing");
+    if (model.get("style") === "spotlight") return [...d.veil, Math.round(255 * strength * (1 - t))];
+    const c = d.palette[Math.round(t * 255)];
+    return [c[0], c[1], c[2], Math.round(255 * strength * t)];
   }
   // The state arrives trait by trait in any order: draw only what is consistent, never throw.
   function consistent() {
@@ -154,14 +167,15 @@ function renderHeatmap({ model, el: root }) {
     const phase = model.get("phase");
     root.dataset.phase = phase;
     opacity.value = model.get("opacity"); borders.checked = model.get("show_borders");
-    encoding.value = model.get("encoding");
+    encoding.value = model.get("encoding"); style.value = model.get("style");
     step.max = order.length; step.value = k; step.disabled = !order.length || phase === "running";
     const ins = model.get("insertion"), areas = model.get("areas");
     stepInfo.textContent = order.length && ins.length > k
       ? (k === 0 ? "step 0: the map (move the slider to reveal the regions in order)" : `first ${k}/${order.length} regions, ${(100 * areas[k]).toFixed(0)}% of the image, p = ${ins[k].toFixed(3)}`)
       : "";
     caption.textContent = model.get("caption");
-    legend.textContent = model.get("legend");
+    legend.textContent = model.get("legend") &&
+      `${model.get("style")} (${model.get("drawing").styles[model.get("style")]}); ${model.get("legend")}`;
     bar.style.visibility = values.length ? "visible" : "hidden";
     note.textContent = model.get("note");
     note.style.display = model.get("note") ? "block" : "none";
@@ -173,17 +187,14 @@ function renderHeatmap({ model, el: root }) {
     root.dataset.drawn = "0";
     if (!consistent()) return;
     const data = o.createImageData(w, h);
-    const px = data.data, strength = model.get("opacity"), pal = model.get("palette");
+    const px = data.data, strength = model.get("opacity");
     if (k > 0) {
       // Insertion path: only the first k regions are visible, the rest is black as the model saw it.
       const shown = new Uint8Array(values.length);
       order.slice(0, k).forEach((r) => (shown[r] = 1));
       for (let i = 0; i < labels.length; i++) if (!shown[labels[i]]) px[4 * i + 3] = 255;
     } else {
-      const lut = values.map((v) => {
-        const t = Math.max(0, Math.min(1, v || 0)), c = pal[Math.round(t * 255)];
-        return [c[0], c[1], c[2], Math.round(255 * strength * t)];
-      });
+      const lut = values.map((v) => overlayPixel(v, strength));
       for (let i = 0; i < labels.length; i++) px.set(lut[labels[i]], 4 * i);
     }
     if (model.get("show_borders")) {
@@ -213,12 +224,13 @@ function renderHeatmap({ model, el: root }) {
   opacity.addEventListener("input", () => { model.set("opacity", parseFloat(opacity.value)); model.save_changes(); });
   borders.addEventListener("change", () => { model.set("show_borders", borders.checked); model.save_changes(); });
   encoding.addEventListener("change", () => { model.set("encoding", encoding.value); model.save_changes(); });
+  style.addEventListener("change", () => { model.set("style", style.value); model.save_changes(); });
   step.addEventListener("input", () => { model.set("step", parseInt(step.value)); model.save_changes(); });
   const onLabels = () => { loadLabels(); draw(); };
   const off = [
     subscribe(model, ["change:image_png", "change:width", "change:height"], loadImage),
     subscribe(model, ["change:labels"], onLabels),
-    subscribe(model, ["change:palette"], () => { drawRamp(); draw(); }),
+    subscribe(model, ["change:drawing", "change:style"], () => { drawRamp(); draw(); }),
     subscribe(model, ["change:values", "change:order", "change:opacity", "change:show_borders", "change:step",
       "change:caption", "change:insertion", "change:areas", "change:n_regions", "change:legend", "change:note",
       "change:phase", "change:encoding"], draw),
