@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -30,7 +31,11 @@ def _load_image(path: Path) -> np.ndarray:
             return as_rgb_uint8(im)
     except FileNotFoundError:
         raise InputError(f"no such image file: {path}") from None
-    except (UnidentifiedImageError, OSError) as err:
+    except IsADirectoryError:
+        raise InputError(f"{path} is a folder, not an image file") from None
+    except Image.DecompressionBombError as err:
+        raise InputError(f"{path} is too large to decode safely ({err})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise InputError(f"cannot read {path} as an image ({err})") from None
 
 
@@ -47,32 +52,65 @@ def _pick_tokens(gen, tokens, words) -> list[int] | None:
 
 
 def _write(out: Path, name: str, result, gen, reliance) -> None:
+    from .core.errors import EagleError
     from .core.figures import explanation_figure
+    from .widgets.state import image_note
 
     result.save(out / f"{name}.eagle")
     fig = explanation_figure(gen.image, gen.tokens, reliance.evidence, result, result.info["targets"], gen.special,
-                             title=f"{gen.prompt} → {gen.text}")
-    fig.savefig(out / f"{name}.png", dpi=110)
+                             title=f"{gen.prompt} → {gen.text}", note=image_note(result))
+    try:
+        fig.savefig(out / f"{name}.png", dpi=110)
+    except OSError as err:
+        raise EagleError(f"the result is saved in {out / name}.eagle, but the figure could not be written: "
+                         f"{err.strerror or err}") from None
     m = result.metrics()
     print(f"  {name}: tokens {result.token_labels}, {result.evaluations} evaluations in "
           f"{result.timings['total_s']:.1f} s, insertion AUC {m['insertion_auc']:.3f}, "
           f"deletion AUC {m['deletion_auc']:.3f} -> {out / name}.eagle, {out / name}.png")
 
 
+def _output_folder(out: Path) -> Path:
+    from .core.errors import InputError
+
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; give a folder for the results")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".eagle-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise InputError(f"cannot write the results to {out}: {err.strerror or err}") from None
+    return out
+
+
 def _explain(session, image, prompt, out: Path, tokens, words, mode, regions, max_new_tokens) -> int:
-    out.mkdir(parents=True, exist_ok=True)
+    from .core.errors import InputError
+
+    if tokens and words:
+        raise InputError("give --tokens or --words, not both")
+    out = _output_folder(out)
     gen = session.generate(image, prompt, max_new_tokens=max_new_tokens)
     print(f"Q: {prompt}\nA: {gen.text}")
     print("tokens: " + " ".join(f"[{i}]{t!r}" for i, t in enumerate(gen.tokens)))
     reliance = session.reliance(gen)
     selection = _pick_tokens(gen, tokens, words)
     result = session.explain(gen, tokens=selection, regions=regions, mode=mode, progress=_terminal_progress)
-    _write(out, "attribution", result, gen, reliance)
+    # The answer first: whatever happens to the figure, the outputs that exist belong together.
     (out / "answer.json").write_text(json.dumps({
         "prompt": prompt, "answer": gen.text, "tokens": gen.tokens, "token_ids": gen.token_ids,
         "p_image": reliance.p_full.tolist(), "p_black": reliance.p_black.tolist(),
         "sensitive": reliance.sensitive.tolist(), "model": session.name}, indent=1))
+    _write(out, "attribution", result, gen, reliance)
     return 0
+
+
+def _seed(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a scene seed is 0 or more, got {value}")
+    return value
 
 
 def main(argv=None) -> int:
@@ -92,7 +130,7 @@ def main(argv=None) -> int:
     ex.add_argument("--tokens", type=int, nargs="*", help="indices of the answer tokens (default: all)")
     ex.add_argument("--words", nargs="*", help="explain these answer words instead of indices")
     demo = sub.add_parser("demo", parents=[common], help="explain the demo model's caption of a demo scene")
-    demo.add_argument("--seed", type=int, default=1_000_025)
+    demo.add_argument("--seed", type=_seed, default=1_000_025, help="a scene seed, 0 or more")
     args = parser.parse_args(argv)
 
     from .core.errors import EagleError
@@ -113,7 +151,7 @@ def main(argv=None) -> int:
         if args.model is None:
             from .demo import load_demo_session
 
-            session = load_demo_session()
+            session = load_demo_session(device=args.device or "cpu")
         else:
             session = load_session(args.model, device=args.device, dtype=args.dtype)
         return _explain(session, image, args.prompt, args.out, args.tokens, args.words, args.mode, args.regions,
@@ -121,6 +159,15 @@ def main(argv=None) -> int:
     except EagleError as err:
         print(f"eagle-widgets: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("eagle-widgets: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # a bug or an unforeseen failure: one line, not a traceback (unless debugging)
+        if os.environ.get("EAGLE_WIDGETS_DEBUG"):
+            raise
+        print(f"eagle-widgets: unexpected {type(err).__name__}: {err} (set EAGLE_WIDGETS_DEBUG=1 for the traceback, "
+              "and please report it)", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -38,3 +38,43 @@ def test_bad_input_gives_a_clear_message(tmp_path, args, message, capsys):
     code = main(["explain", *args, "--prompt", "hi", "--out", str(tmp_path)])
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.fixture
+def image_file(tmp_path):
+    path = tmp_path / "scene.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--device", "banana"], "unknown device"),
+    (["--model", "./no/such/folder"], "no model folder"),
+    (["--model", "./", "--dtype", "int8"], "dtype must be"),
+    (["--tokens", "0", "--words", "red"], "not both"),
+])
+def test_explain_refuses_bad_options_in_one_line(tmp_path, image_file, extra, message, capsys):
+    code = main(["explain", "--image", str(image_file), "--prompt", "hi", "--out", str(tmp_path / "o"), *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_out_must_be_a_writable_folder(tmp_path, image_file, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["explain", "--image", str(image_file), "--prompt", "hi", "--out", str(blocker)]) == 2
+    assert "is a file" in capsys.readouterr().err
+
+
+def test_demo_seed_must_not_be_negative(capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--seed", "-1"])
+    assert "0 or more" in capsys.readouterr().err
+
+
+def test_a_decompression_bomb_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # any PNG over 2x the limit is a "bomb" to PIL
+    path = tmp_path / "big.png"
+    Image.new("RGB", (40, 40)).save(path)
+    assert main(["explain", "--image", str(path), "--prompt", "hi", "--out", str(tmp_path / "o")]) == 2
+    assert "too large" in capsys.readouterr().err

@@ -14,6 +14,7 @@ import numpy as np
 from .attribution import Attribution
 from .errors import BundleError, EagleError, NewerBundleError
 from .regions import RegionSet
+from .validation import MAX_IMAGE_PIXELS
 
 SCHEMA = "eagle-widgets/attribution"
 VERSION = 1
@@ -106,13 +107,20 @@ def load_attribution(path) -> Attribution:
         raise NewerBundleError(f"{path} was written by a newer eagle-widgets (bundle version {version}, "
                           f"this one reads up to {VERSION}); upgrade eagle-widgets to open it")
     try:
+        for name, shape in _array_shapes(npz_bytes).items():  # before decompressing anything large
+            if int(np.prod(shape, dtype=np.float64)) > MAX_IMAGE_PIXELS * 3:
+                raise BundleError(f"{path} holds a {'x'.join(map(str, shape))} array {name!r}, more than the limit "
+                                  f"of {MAX_IMAGE_PIXELS:,} pixels (EAGLE_WIDGETS_MAX_IMAGE_PIXELS)")
         with np.load(io.BytesIO(npz_bytes), allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
+    except BundleError:
+        raise
     except Exception as err:  # numpy raises several types on corrupt data
         raise BundleError(f"{path} has corrupt array data ({type(err).__name__}: {err})") from None
     missing = [k for k in _ARRAYS if k not in arrays]
     if missing:
         raise BundleError(f"{path} lacks the arrays {', '.join(missing)}")
+    _check_values(path, meta, arrays)
     try:
         regions = RegionSet(arrays["labels"].astype(np.int32), method=meta.get("region_method", "labels"))
         return Attribution(
@@ -127,3 +135,37 @@ def load_attribution(path) -> Attribution:
         raise BundleError(f"{path} lacks the field {err} in attribution.json") from None
     except (EagleError, TypeError, ValueError) as err:
         raise BundleError(f"{path} holds inconsistent data: {err}") from None
+
+
+def _array_shapes(npz_bytes: bytes) -> dict[str, tuple]:
+    """The shape of each array in an .npz, read from the headers only."""
+    shapes = {}
+    with zipfile.ZipFile(io.BytesIO(npz_bytes)) as zf:
+        for name in zf.namelist():
+            with zf.open(name) as fh:
+                major, _ = np.lib.format.read_magic(fh)
+                read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+                shape, _, _ = read(fh)
+            shapes[name.removesuffix(".npy")] = tuple(shape)
+    return shapes
+
+
+def _check_values(path: Path, meta: dict, arrays: dict) -> None:
+    """What a bundle claims must be what a result can be: a bool for complete, probabilities in [0, 1], an
+    image of the label map's size."""
+    if not isinstance(meta.get("complete", True), bool):
+        raise BundleError(f"{path}: 'complete' must be true or false, got {meta.get('complete')!r}")
+    order = meta.get("order")
+    for name in ("insertion_tokens", "deletion_tokens", "p_full", "p_black"):
+        a = np.asarray(arrays[name], dtype=np.float64)
+        if np.isnan(a).any() and order:
+            raise BundleError(f"{path}: {name} holds NaN although regions were ranked")
+        finite = a[~np.isnan(a)]
+        if finite.size and (not np.isfinite(finite).all() or finite.min() < 0 or finite.max() > 1):
+            raise BundleError(f"{path}: {name} holds values outside [0, 1]; they are probabilities")
+    image = arrays.get("image")
+    if image is not None:
+        labels = arrays["labels"]
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or image.shape[:2] != labels.shape:
+            raise BundleError(f"{path}: the image ({image.dtype} {image.shape}) does not match the label map "
+                              f"({labels.shape[1]}x{labels.shape[0]}); expected HxWx3 uint8")

@@ -145,7 +145,7 @@ class ResultCache:
         if (now.st_ino, now.st_mtime_ns, now.st_size) != (before.st_ino, before.st_mtime_ns, before.st_size):
             return
         warnings.warn(message, stacklevel=3)
-        if not self.read_only:
+        if not self.read_only and path.is_file():  # never a folder someone put there
             path.unlink(missing_ok=True)
 
     def put(self, key: str, result: Attribution) -> None:

@@ -385,7 +385,10 @@ def load_session(model, processor=None, *, device: str | None = None, dtype: str
     from transformers import AutoConfig
 
     source = str(model)
-    target_device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    looks_local = isinstance(model, Path) or source.startswith((".", "/", "~"))  # a hub id is 'org/name'
+    if looks_local and not Path(source).expanduser().is_dir():
+        raise InputError(f"no model folder at {source} (a Hugging Face model id looks like 'org/name')")
+    target_device = resolve_device(device)
     torch_dtype = _resolve_dtype(dtype, target_device)
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code, revision=revision)
@@ -407,6 +410,24 @@ def load_session(model, processor=None, *, device: str | None = None, dtype: str
         model_obj = model_obj.to(target_device)
     proc = processor if processor is not None else load_processor(source, config, trust_remote_code, revision)
     return ModelSession(model_obj, proc, name=source, batch_size=batch_size, cache=cache, revision=revision)
+
+
+def resolve_device(device) -> torch.device:
+    """A torch device that exists here, or an InputError naming what does."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        target = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InputError(f"unknown device {device!r}; use 'cpu', 'cuda', 'cuda:0', 'mps', ...") from None
+    if target.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} was asked for but this machine has no CUDA GPU (torch "
+                         f"{torch.__version__}); use device='cpu'")
+    if target.type == "cuda" and target.index is not None and target.index >= torch.cuda.device_count():
+        raise InputError(f"device {device!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s)")
+    if target.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"device {device!r} was asked for but MPS is not available here; use device='cpu'")
+    return target
 
 
 def _resolve_dtype(dtype, device: torch.device) -> torch.dtype:

@@ -97,3 +97,41 @@ def test_failed_write_keeps_previous_file(tmp_path, result):
             result.save(ro / "x.eagle")
     finally:
         ro.chmod(0o700)
+
+
+def _rewrite(path, meta_change=None, arrays_change=None):
+    import io
+
+    with zipfile.ZipFile(path) as zf:
+        meta = json.loads(zf.read("attribution.json"))
+        with np.load(io.BytesIO(zf.read("arrays.npz"))) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    meta.update(meta_change or {})
+    arrays.update(arrays_change or {})
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("attribution.json", json.dumps(meta))
+        zf.writestr("arrays.npz", buf.getvalue())
+
+
+@pytest.mark.parametrize("meta, arrays, match", [
+    ({"complete": "no"}, None, "complete"),
+    (None, {"p_full": np.array([1.5])}, "outside"),
+    (None, {"insertion_tokens": None}, "NaN"),
+    (None, {"image": np.zeros((3, 3, 3), np.uint8)}, "does not match the label map"),
+    (None, {"labels": np.zeros((20000, 20000), np.uint8)}, "limit"),
+])
+def test_bundles_that_cannot_be_results_are_refused(tmp_path, meta, arrays, match):
+    from eagle_widgets.core import load_attribution
+
+    rs = RegionSet.grid((20, 30), rows=2, cols=3)
+    result = attribute(LogisticScorer.random(rs.n, 1, seed=0), rs, mode="exact")
+    result.image = np.zeros((20, 30, 3), np.uint8)
+    path = tmp_path / "r.eagle"
+    result.save(path)
+    if arrays and "insertion_tokens" in arrays:
+        arrays = {"insertion_tokens": np.full_like(result.insertion_tokens, np.nan)}
+    _rewrite(path, meta, arrays)
+    with pytest.raises(BundleError, match=match):
+        load_attribution(path)
