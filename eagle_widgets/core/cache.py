@@ -125,8 +125,11 @@ class ResultCache:
             self._drop_if_unchanged(path, before, f"dropping a corrupt cache entry ({err})")
             self.misses += 1
             return None
-        if result.info.get("cache_key") != key:
-            self._drop_if_unchanged(path, before, f"dropping a cache entry stored under the wrong key ({path.name})")
+        stored = result.info.get("cache_key")
+        if stored != key:  # never another question's answer; an entry from before keys were stored is replaced
+            if stored is not None:
+                self._drop_if_unchanged(path, before, f"dropping a cache entry stored under the wrong key "
+                                                      f"({path.name})")
             self.misses += 1
             return None
         try:

@@ -229,6 +229,10 @@ def attribute(scorer, regions, mode: str = "exact", lambda1: float = 1.0, lambda
         raise InputError(f"the scorer scores {int(expected)} regions but the image is split into {regions.n}")
     if regions.n < 2:
         raise InputError(f"the image must be split into at least 2 regions, got {regions.n}")
+    if regions.n > validation.MAX_REGIONS:
+        raise InputError(f"the image is split into {regions.n} regions, more than the limit of "
+                         f"{validation.MAX_REGIONS} (an exact search costs N(N+1) model calls and its candidate "
+                         f"masks grow as N^2); merge regions or raise EAGLE_WIDGETS_MAX_REGIONS")
     lambda1, lambda2 = validation.lambdas(lambda1, lambda2)
     batch_size = validation.integer(batch_size, "batch_size", minimum=1)
     unknown = set(mode_params) - set(DEFAULT_PARAMS[mode])

@@ -29,6 +29,9 @@ from .scoring import (
 _session_ids = itertools.count(1)
 
 
+SLIC_MAX_SIDE = 1024  # SLICO's working resolution; labels are upsampled to the image
+
+
 class NotAVisionLanguageModel(InputError):
     """The model or processor cannot take an image."""
 
@@ -129,6 +132,14 @@ class ModelSession:
     def __repr__(self) -> str:
         return f"ModelSession({self.name!r}, family={self.family!r}, device={self.device}, dtype={self.model_dtype})"
 
+    @property
+    def context_length(self) -> int | None:
+        """The language model's maximum sequence length, when its config says."""
+        config = self.model.config
+        text = getattr(config, "text_config", None) or getattr(config, "llm_config", None) or config
+        value = getattr(text, "max_position_embeddings", None)
+        return int(value) if isinstance(value, int) and value > 0 else None
+
     # -- generation ---------------------------------------------------------------------------
     def generate(self, image, prompt: str, max_new_tokens: int = 64) -> Generation:
         """Greedy answer (do_sample=False, num_beams=1) to `prompt` about `image`."""
@@ -142,6 +153,11 @@ class ModelSession:
         text = self.adapter.prompt_text(prompt)
         inputs = self.adapter.encode([rgb], text)
         self._check_image_tokens(inputs["input_ids"])
+        context = self.context_length
+        if context is not None and inputs["input_ids"].shape[1] + max_new_tokens > context:
+            raise InputError(f"the prompt with its image takes {inputs['input_ids'].shape[1]} tokens and the answer "
+                             f"up to {max_new_tokens} more, beyond the model's context of {context} tokens; shorten "
+                             f"the prompt or lower max_new_tokens")
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model_dtype)
@@ -191,7 +207,9 @@ class ModelSession:
             key = ("slic", id(generation), regions)
             if key not in self._prepared:
                 self._prepared.clear()
-                self._prepared[key] = RegionSet.slic(generation.image, n_segments=int(regions))
+                # SLICO on a copy at most SLIC_MAX_SIDE pixels wide (a 2688-px photo: 23 s at full size).
+                self._prepared[key] = RegionSet.slic(generation.image, n_segments=int(regions),
+                                                     max_side=SLIC_MAX_SIDE)
             return self._prepared[key]
         rs = RegionSet.coerce(regions)
         if rs.shape != generation.image.shape[:2]:

@@ -265,3 +265,24 @@ def test_bad_selections_and_regions(sessions, generations):
         sessions("qwen2_5_vl").explain(g, tokens=[0])
     with pytest.raises(InputError, match="expected a Generation"):
         s.explain("a red circle", tokens=[0])
+
+
+def test_a_prompt_beyond_the_context_is_refused(demo_session):
+    from eagle_widgets.demo import make_scene
+
+    limit = demo_session.context_length
+    assert limit is not None
+    with pytest.raises(InputError, match="beyond the model's context"):
+        demo_session.generate(make_scene(1).image, "describe " * limit)
+
+
+def test_tiny_images_and_too_many_regions_are_refused(demo_session):
+    from eagle_widgets.core import validation
+
+    with pytest.raises(InputError, match="at least 2x2"):
+        demo_session.generate(np.zeros((1, 1, 3), np.uint8), "describe the image .")
+    gen = demo_session.generate(np.zeros((64, 64, 3), np.uint8), "describe the image .")
+    per_pixel = RegionSet(np.arange(64 * 64).reshape(64, 64))
+    assert per_pixel.n > validation.MAX_REGIONS
+    with pytest.raises(InputError, match="EAGLE_WIDGETS_MAX_REGIONS"):
+        demo_session.explain(gen, tokens=[0], regions=per_pixel, mode="efficient")
