@@ -5,6 +5,8 @@ import zipfile
 import numpy as np
 import pytest
 from eagle_widgets.core import Attribution, BundleError, LogisticScorer, RegionSet, attribute
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 @pytest.fixture
@@ -135,3 +137,24 @@ def test_bundles_that_cannot_be_results_are_refused(tmp_path, meta, arrays, matc
     _rewrite(path, meta, arrays)
     with pytest.raises(BundleError, match=match):
         load_attribution(path)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), rows=st.integers(1, 4), cols=st.integers(2, 5), tokens=st.integers(1, 3),
+       complete=st.booleans(), labels=st.lists(st.text(max_size=6), min_size=3, max_size=3))
+def test_bundles_round_trip_exactly(tmp_path_factory, seed, rows, cols, tokens, complete, labels):
+    from eagle_widgets.core import load_attribution
+
+    rs = RegionSet.grid((12, 15), rows=rows, cols=cols)
+    cancel = None if complete else (lambda calls=[0]: calls.append(1) or len(calls) > 3)
+    result = attribute(LogisticScorer.random(rs.n, tokens, seed=seed), rs, mode="exact", cancel=cancel)
+    result.token_labels = labels[:tokens]
+    result.info = {"prompt": labels[0], "nested": {"a": [1, 2.5, None]}}
+    path = tmp_path_factory.mktemp("rt") / "r.eagle"
+    result.save(path)
+    back = load_attribution(path)
+    assert back.order == result.order and back.complete == result.complete
+    assert back.token_labels == result.token_labels and back.info == result.info
+    for name in ("areas", "insertion_tokens", "deletion_tokens", "p_full", "p_black"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(result, name))
+    np.testing.assert_array_equal(back.regions.labels, result.regions.labels)
