@@ -232,3 +232,17 @@ def test_single_region_and_bad_scorer_object_are_rejected():
         attribute(lambda v: v, np.arange(4).reshape(2, 2))
     with pytest.raises(InputError, match="RegionSet or an integer label map"):
         attribute(LogisticScorer.random(4, 1), [[0, 1], [2, 3]])
+
+
+@pytest.mark.parametrize("mode", ["exact", "efficient", "early_stop"])
+def test_candidate_masks_follow_the_batch_not_n_squared(mode, monkeypatch):
+    from eagle_widgets.core import search
+
+    built = []
+    original = search._with_each
+    monkeypatch.setattr(search, "_with_each", lambda base, c: built.append(len(c)) or original(base, c))
+    rs = RegionSet.grid((30, 30), rows=6, cols=6)
+    attribute(EvidenceScorer(rs.n, [3]), rs, mode=mode, batch_size=8)
+    # At most batch_size / 2 candidates (each with its complement) at once; the efficient search's pending
+    # samples are a fixed parameter, not N.
+    assert built and max(built) <= max(4, search.DEFAULT_PARAMS[mode].get("pending_samples", 0))
