@@ -27,7 +27,7 @@ def compare_methods(session: ModelSession, generation: Generation, tokens=None, 
     the region protocol (regions by mean map value), pointing game on `mask`/`box` when given, wall time
     and peak memory of the explanation. EAGLE is scored on its own region trajectory in both protocols
     (the published protocol does so too)."""
-    session._targets(generation, tokens)  # a clear error for a foreign generation or a bad selection
+    session.targets(generation, tokens)  # a clear error for a foreign generation or a bad selection
     rs = session.regions(generation, regions)
     baseline_params = baseline_params or {}
     rows: dict[str, dict] = {}

@@ -69,7 +69,7 @@ class Baseline:
     def explain(self, session: ModelSession, generation: Generation, tokens=None, *, regions=64,
                 target_ids=None) -> SaliencyMap:
         self.check(session)
-        targets = session._targets(generation, tokens)
+        targets = session.targets(generation, tokens)
         t0 = time.perf_counter()
         with PeakMemory(session.device) as peak:
             values, token_values = self._compute(session, generation, targets, regions, target_ids)

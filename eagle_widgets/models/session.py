@@ -188,7 +188,8 @@ class ModelSession:
                              "in the prompt; check the processor's chat template")
 
     # -- scoring ------------------------------------------------------------------------------
-    def _targets(self, generation: Generation, tokens) -> list[int]:
+    def targets(self, generation: Generation, tokens) -> list[int]:
+        """The selected answer positions (None or "all": every token), checked against this session's answer."""
         if not isinstance(generation, Generation):
             raise InputError(f"expected a Generation from session.generate(), got {type(generation).__name__}")
         if generation.session_id != self.id:
@@ -242,7 +243,7 @@ class ModelSession:
                  ) -> TeacherForcedSequence:
         """The teacher-forced input that scores `tokens` of `generation`, with the real image (or the black
         one). `target_ids` replaces the ids read at those positions."""
-        targets = self._targets(generation, tokens)
+        targets = self.targets(generation, tokens)
         ids = [generation.token_ids[t] for t in targets]
         if target_ids is not None:
             ids = [self._token_id(t) for t in (target_ids if isinstance(target_ids, (list, tuple)) else [target_ids])]

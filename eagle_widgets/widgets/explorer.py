@@ -15,6 +15,7 @@ from ..core import validation
 from ..core.attribution import Attribution
 from ..core.errors import EagleError, InputError
 from ..core.search import MODES
+from .contract import ExplorerSession
 from .state import image_note, selection_label, summary
 from .views import CurvesView, HeatmapView, ModalityChart, TokenStrip, check_selection
 
@@ -34,7 +35,7 @@ class Explorer(W.VBox):
                  auto_run: bool = True, **mode_params):
         if mode not in MODES:
             raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
-        if not all(hasattr(session, a) for a in ("generate", "reliance", "explain", "regions")):
+        if not isinstance(session, ExplorerSession):
             raise InputError(f"Explorer needs a model session (load_session or load_demo_session), got "
                              f"{type(session).__name__}")
         # Checked here, never clamped by the controls: what the user asked for is what runs, or an error.
@@ -94,7 +95,7 @@ class Explorer(W.VBox):
         self.cancel_button.on_click(lambda _: self.cancel())
         self.strip.observe(self._on_selection, names="selection")
 
-        model = html.escape(getattr(session, "display_name", session.name))
+        model = html.escape(session.display_name)
         header = W.HTML(f"<b>Q:</b> {html.escape(gen.prompt)} &nbsp; <b>A:</b> {html.escape(gen.text)} "
                         f"<span class='eagle-status'>({model})</span>")
         controls = W.HBox([self.mode_control, self.regions_control, self.lambda1_control, self.lambda2_control,

@@ -141,7 +141,7 @@ def explorer_page(explorer) -> str:
         "empty_heatmap": EMPTY_HEATMAP, "empty_curves": EMPTY_CURVES,
         "explanations": explanations,
     }
-    model = getattr(explorer.session, "display_name", explorer.session.name)
+    model = explorer.session.display_name
     values = {"__TITLE__": html.escape(f"{gen.prompt} → {gen.text}"), "__PROMPT__": html.escape(gen.prompt),
               "__ANSWER__": html.escape(gen.text), "__MODEL__": html.escape(model),
               "__CSS__": (_STATIC / "views.css").read_text(), "__DATA__": _script_json(data),

@@ -1,0 +1,27 @@
+"""What the widgets need from a model session: the contract the Explorer depends on (a ModelSession meets it)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class ExplorerSession(Protocol):
+    """The session interface of the Explorer and the export.
+
+    `name` identifies the model (also in results); `display_name` is what people read. `generate` answers
+    greedily; `reliance` gives p(token | image) and p(token | black image) per answer token; `regions` turns a
+    SLICO count, a RegionSet or a label map into the RegionSet an explanation will use; `explain` runs EAGLE
+    with `progress` and `cancel` and returns an Attribution whose `token_labels` name the selection.
+    """
+
+    name: str
+    display_name: str
+
+    def generate(self, image, prompt: str, max_new_tokens: int = ...) -> Any: ...
+
+    def reliance(self, generation) -> Any: ...
+
+    def regions(self, generation, regions) -> Any: ...
+
+    def explain(self, generation, tokens=None, regions=..., mode: str = ..., **kwargs) -> Any: ...
