@@ -220,8 +220,10 @@ def test_tokenizer_instead_of_processor_is_refused(sessions):
         load_session((s.model, s.tokenizer))
     with pytest.raises(InputError, match="needs its processor"):
         load_session(s.model)
-    with pytest.raises(InputError, match="cannot load a model config"):
+    with pytest.raises(InputError, match="no model folder at /nonexistent"):  # a path, not a hub id
         load_session("/nonexistent/model/folder")
+    with pytest.raises(InputError, match="cannot load a model config"):
+        load_session("no-such-org/no-such-model")
 
 
 def test_prompt_template_without_image_is_refused(sessions):
@@ -255,8 +257,9 @@ def test_bad_selections_and_regions(sessions, generations):
         s.explain(g, tokens=[n])
     with pytest.raises(InputError, match="empty"):
         s.explain(g, tokens=[])
-    with pytest.raises(InputError, match="integer indices"):
-        s.explain(g, tokens=["a"])
+    for bad in (["a"], [1.7], [True]):
+        with pytest.raises(InputError, match="integer token indices"):
+            s.explain(g, tokens=bad)
     with pytest.raises(InputError, match="the regions are 10x10 but the image is 130x90"):
         s.explain(g, tokens=[0], regions=RegionSet.grid((10, 10), rows=2, cols=2))
     with pytest.raises(InputError, match="path must be"):
