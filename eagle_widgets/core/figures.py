@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .attribution import MAP_ENCODINGS, Attribution
-from .colours import DEFAULT_STYLE, STYLES, colour_bar, overlay_rgba
+from .colours import DEFAULT_STYLE, colour_bar, overlay_rgba
 
 _BLUE, _RED = np.array([31, 119, 180]) / 255, np.array([214, 39, 40]) / 255
 
@@ -51,12 +51,13 @@ def _colour_bar(fig, ax, encoding: str, result: Attribution, style: str = DEFAUL
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import ListedColormap, Normalize
 
-    label = {"gain": "gain share (1 = the top region's gain in F)", "paper": "paper's normalisation"}[encoding]
+    label = {"gain": "gain share", "paper": "paper's normalisation"}[encoding]
     if encoding == "gain" and len(result.order):
-        label += f", top gain {np.diff(result.scores).max():.3f}"
+        label += f" (1 = top gain, {np.diff(result.scores).max():.3f} in F)"
+    drawn = {"spotlight": "spotlight: brighter = matters more", "colour": "colour: more opaque = matters more"}
     bar = fig.colorbar(ScalarMappable(Normalize(0, 1), cmap=ListedColormap(colour_bar(style) / 255.0)), ax=ax,
                        fraction=0.046, pad=0.02)
-    bar.set_label(f"{label}\n{style}: {STYLES[style]}", fontsize=7)
+    bar.set_label(f"{label}\n{drawn[style]}", fontsize=7)
 
 
 def draw_map(ax, result: Attribution, encoding: str = "gain", smooth: float = 1.5,
