@@ -49,6 +49,8 @@ def image_file(tmp_path):
 
 @pytest.mark.parametrize("extra, message", [
     (["--device", "banana"], "unknown device"),
+    pytest.param(["--device", "cuda"], "no CUDA GPU", marks=pytest.mark.skipif(
+        __import__("torch").cuda.is_available(), reason="this machine has a GPU")),
     (["--model", "./no/such/folder"], "no model folder"),
     (["--model", "./", "--dtype", "int8"], "dtype must be"),
     (["--tokens", "0", "--words", "red"], "not both"),

@@ -120,12 +120,17 @@ class _Search:
     def remember(self, visible: torch.Tensor, probs: torch.Tensor) -> None:
         self.known[visible.numpy().tobytes()] = probs
 
-    def score_with_each(self, base: torch.Tensor, candidates) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def score_with_each(self, base: torch.Tensor, candidates, order=None) -> tuple[torch.Tensor, ...]:
         """F, insertion and deletion probabilities of base ∪ {c} for each candidate label c. The masks are built
-        a batch at a time, so memory follows the batch size, not N²."""
+        a batch at a time, so memory follows the batch size, not N²; with `order`, progress is reported after
+        each batch too (a first step over thousands of regions is not silent)."""
         candidates = torch.as_tensor(candidates, dtype=torch.long)
         step = max(1, self.ev.batch_size // 2)  # each set is scored with its complement
-        parts = [self.score_sets(_with_each(base, candidates[i:i + step])) for i in range(0, len(candidates), step)]
+        parts = []
+        for i in range(0, len(candidates), step):
+            parts.append(self.score_sets(_with_each(base, candidates[i:i + step])))
+            if order is not None and i + step < len(candidates):
+                self.report(order)
         return tuple(torch.cat(p) for p in zip(*parts))
 
     def score_sets(self, sets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -305,7 +310,7 @@ def _exact(s: _Search, order: list[int]) -> None:
     remaining = torch.arange(s.n)
     chosen = torch.zeros(s.n, dtype=torch.bool)
     while len(remaining) > 1:
-        f, p_ins, p_del = s.score_with_each(chosen, remaining)
+        f, p_ins, p_del = s.score_with_each(chosen, remaining, order)
         j = int(torch.argmax(f))  # first maximum: ties go to the lowest label, `remaining` is sorted
         chosen = _with_each(chosen, remaining[j:j + 1])[0]
         s.remember(chosen, p_ins[j])
@@ -328,7 +333,7 @@ def _efficient(s: _Search, order: list[int], search_scope: int, pending_samples:
     while len(candidates) > 1:
         full_update = not order or i % update_step == 0
         pool = candidates if full_update else candidates[:search_scope]
-        f, p_ins, p_del = s.score_with_each(chosen, pool)
+        f, p_ins, p_del = s.score_with_each(chosen, pool, order)
         if full_update:
             rank = torch.sort(f, descending=True, stable=True).indices.tolist()
             candidates = [pool[r] for r in rank]
@@ -398,7 +403,7 @@ def _early_stop(s: _Search, order: list[int], window: int, patience: int, tol: f
     pool = torch.arange(n)
     last_f, recent = f_empty, []
     while int(remaining.sum()) > 1:
-        f, p_ins, p_del = s.score_with_each(chosen, pool)
+        f, p_ins, p_del = s.score_with_each(chosen, pool, order)
         priority[pool] = f
         j = int(torch.argmax(f))
         pick = int(pool[j])

@@ -111,6 +111,7 @@ class ModelSession:
         self.batch_size = batch_size
         self.id = next(_session_ids)
         self._image_token_id = _image_token_id(config, self.tokenizer)
+        _check_vocabulary(model, self.tokenizer, self._image_token_id, self.name)
         self._prepared: dict = {}
         self.revision = revision or getattr(config, "_commit_hash", None)
         self.cache = _open_cache(cache)
@@ -429,6 +430,19 @@ def load_session(model, processor=None, *, device: str | None = None, dtype: str
         model_obj = model_obj.to(target_device)
     proc = processor if processor is not None else load_processor(source, config, trust_remote_code, revision)
     return ModelSession(model_obj, proc, name=source, batch_size=batch_size, cache=cache, revision=revision)
+
+
+def _check_vocabulary(model, tokenizer, image_token_id, name: str) -> None:
+    """A processor from another model gives ids the embedding cannot look up: say so before any forward."""
+    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    size = getattr(embeddings, "num_embeddings", None)
+    if not isinstance(size, int):
+        return
+    vocabulary = len(tokenizer)
+    if vocabulary > size or (isinstance(image_token_id, int) and image_token_id >= size):
+        raise InputError(f"the processor's tokenizer ({vocabulary} tokens, image token id {image_token_id}) does "
+                         f"not belong to {name} (its embedding has {size} rows); load the processor saved with "
+                         f"the model")
 
 
 def resolve_device(device) -> torch.device:

@@ -243,7 +243,7 @@ class Explorer(W.VBox):
         eta = "" if update.eta_s is None else f", about {update.eta_s:.0f} s left"
         self._set_status(f"{update.mode}: {update.step}/{update.total_steps} regions ranked, "
                          f"{update.evaluations}/{update.total_evaluations} evaluations{eta}")
-        if labels is not None:
+        if labels is not None and update.order:  # nothing ranked yet: no map to preview
             self.heatmap.preview(update, label, labels)
 
     def _fail(self, message: str) -> None:

@@ -174,3 +174,14 @@ def test_a_folder_this_process_cannot_write_is_read_only(tmp_path, monkeypatch):
     assert reader.read_only and reader.get(key) is not None
     reader.put(reader.key(["other"]), _result(1))  # silently not stored: the folder is someone else's
     assert reader.get(reader.key(["other"])) is None
+
+
+def test_a_folder_at_an_entry_path_is_a_miss_and_stays(tmp_path):
+    cache = ResultCache(tmp_path)
+    key = cache.key(["folder"])
+    cache._path(key).mkdir(parents=True)
+    with pytest.warns(UserWarning):
+        assert cache.get(key) is None
+    with pytest.warns(UserWarning, match="could not store"):
+        cache.put(key, _result())
+    assert cache._path(key).is_dir() and not list(cache._path(key).parent.glob(".*.tmp"))

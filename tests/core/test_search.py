@@ -148,7 +148,8 @@ def test_progress_and_cancel_leave_a_consistent_partial_result(mode):
     r = attribute(scorer, rs, mode=mode, progress=progress, cancel=stop, batch_size=8)
     assert not r.complete
     assert 1 <= len(r.order) <= 2
-    assert updates[0].step == 1 and updates[-1].step == 2
+    steps = [u.step for u in updates]
+    assert steps == sorted(steps) and steps[0] == 0 and 1 in steps and steps[-1] == 2  # 0: within the first step
     assert all(u.evaluations <= u.total_evaluations for u in updates)
     k = len(r.order)
     assert r.insertion_tokens.shape == (k + 1, 4) and r.areas.shape == (k + 1,)
@@ -246,3 +247,12 @@ def test_candidate_masks_follow_the_batch_not_n_squared(mode, monkeypatch):
     # At most batch_size / 2 candidates (each with its complement) at once; the efficient search's pending
     # samples are a fixed parameter, not N.
     assert built and max(built) <= max(4, search.DEFAULT_PARAMS[mode].get("pending_samples", 0))
+
+
+def test_progress_comes_within_a_step_too():
+    rs = RegionSet.grid((30, 30), rows=6, cols=6)
+    updates = []
+    attribute(EvidenceScorer(rs.n, [3]), rs, mode="exact", batch_size=8, progress=updates.append)
+    first_step = [u for u in updates if u.step == 0]
+    assert len(first_step) >= rs.n // 4 - 1  # 36 candidates, 4 per batch: reports before the first pick
+    assert [u.evaluations for u in first_step] == sorted(u.evaluations for u in first_step)

@@ -289,3 +289,10 @@ def test_tiny_images_and_too_many_regions_are_refused(demo_session):
     assert per_pixel.n > validation.MAX_REGIONS
     with pytest.raises(InputError, match="EAGLE_WIDGETS_MAX_REGIONS"):
         demo_session.explain(gen, tokens=[0], regions=per_pixel, mode="efficient")
+
+
+def test_a_processor_from_another_model_is_refused(sessions):
+    llava, qwen = sessions("llava"), sessions("qwen2_vl")
+    small, large = sorted((llava, qwen), key=lambda s: s.model.get_input_embeddings().num_embeddings)
+    with pytest.raises(InputError, match="does not belong to"):
+        load_session((small.model, large.processor), cache=False)
