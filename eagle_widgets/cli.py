@@ -114,11 +114,13 @@ def _seed(text: str) -> int:
 
 
 def main(argv=None) -> int:
+    from .core.search import MODES
+
     parser = argparse.ArgumentParser(prog="eagle-widgets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--out", type=Path, default=Path("eagle-output"), help="folder for the results")
-    common.add_argument("--mode", default="efficient", choices=["exact", "efficient", "early_stop"])
+    common.add_argument("--mode", default="efficient", choices=list(MODES))
     common.add_argument("--regions", type=int, default=36, help="number of SLICO superpixels (d)")
     common.add_argument("--max-new-tokens", type=int, default=48)
     ex = sub.add_parser("explain", parents=[common], help="explain a model's answer about an image")

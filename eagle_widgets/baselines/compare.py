@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from ..core import RegionSet, minimal_correction_ratio, pixel_protocol, pointing_game, region_protocol
-from ..core.protocol import PIXEL_STEPS
+from ..core.faithfulness import PIXEL_STEPS
 from ..models.memory import PeakMemory
 from ..models.session import Generation, ModelSession
 from .methods import BASELINES, explain_baseline

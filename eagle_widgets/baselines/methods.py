@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,7 +10,7 @@ import torch
 
 from ..core import pointing_game
 from ..core.errors import InputError
-from ..models.adapters import TokenPixelMap, UnsupportedModel
+from ..models.adapters import UnsupportedModel
 from ..models.memory import PeakMemory
 from ..models.session import Generation, ModelSession
 
@@ -109,21 +108,6 @@ class RegionOcclusion(Baseline):
         return scorer.regions.values_to_pixels(p[0] - p[1:]), None
 
 
-_token_maps: OrderedDict = OrderedDict()
-
-
-def token_pixel_map(session: ModelSession, generation: Generation, text_inputs: dict) -> TokenPixelMap:
-    """The session's image-token <-> pixel map for this image size (cached: it costs a few processor calls)."""
-    grid_key = tuple(text_inputs["image_grid_thw"].flatten().tolist()) if "image_grid_thw" in text_inputs else ()
-    key = (session.id, generation.image.shape[:2], grid_key)
-    if key not in _token_maps:
-        _token_maps[key] = session.adapter.token_map(generation.image.shape[:2], text_inputs)
-        while len(_token_maps) > 8:
-            _token_maps.popitem(last=False)
-    _token_maps.move_to_end(key)
-    return _token_maps[key]
-
-
 class _TokenMethod(Baseline):
     """Shared by the methods that read the image tokens inside the language model."""
 
@@ -131,7 +115,7 @@ class _TokenMethod(Baseline):
         seq = session.sequence(generation, targets, target_ids=target_ids)
         inputs = seq.model_inputs(session.device, session.model_dtype)
         image_pos = (inputs["input_ids"][0] == session.image_token_id).nonzero().flatten()
-        tmap = token_pixel_map(session, generation, seq.text_inputs)
+        tmap = session.token_map(generation, seq.text_inputs)
         if tmap.num_tokens != len(image_pos):
             raise UnsupportedModel(f"{self.name}: the {session.family} input holds {len(image_pos)} image tokens "
                                    f"but its image-token grids account for {tmap.num_tokens}")

@@ -3,10 +3,12 @@
 Nothing here knows about transformers or widgets.
 """
 
-from .attribution import Attribution
+from . import validation
+from .attribution import IMAGE_INDEPENDENT, MAP_ENCODINGS, Attribution, region_map
 from .bundle import load_attribution, save_attribution
 from .cache import CacheError, ResultCache
-from .errors import BundleError, EagleError, InputError, ScorerError
+from .errors import BundleError, EagleError, InputError, NewerBundleError, ScorerError
+from .faithfulness import pixel_bands, pixel_protocol, region_protocol, region_scores
 from .images import as_rgb_uint8
 from .metrics import (
     Correction,
@@ -19,7 +21,6 @@ from .metrics import (
     reliance_scores,
     sensitive_tokens,
 )
-from .protocol import pixel_bands, pixel_protocol, region_protocol, region_scores
 from .reference import import_reference_result
 from .regions import RegionSet
 from .scorer import EvidenceScorer, LogisticScorer, Scorer
@@ -27,7 +28,8 @@ from .search import DEFAULT_PARAMS, MODES, ProgressUpdate, attribute, attribute_
 
 __all__ = [
     "Attribution", "BundleError", "CacheError", "Correction", "DEFAULT_PARAMS", "EagleError", "EvidenceScorer",
-    "InputError", "LogisticScorer", "MODES", "ProgressUpdate", "RegionSet", "ResultCache", "Scorer", "ScorerError",
+    "IMAGE_INDEPENDENT", "InputError", "LogisticScorer", "MAP_ENCODINGS", "MODES", "NewerBundleError",
+    "ProgressUpdate", "RegionSet", "ResultCache", "Scorer", "ScorerError", "region_map", "validation",
     "as_rgb_uint8", "attribute", "attribute_order", "auc", "correction_summary", "deletion_auc",
     "import_reference_result", "insertion_auc", "load_attribution", "minimal_correction_ratio", "pixel_bands",
     "pixel_protocol", "pointing_game", "region_protocol", "region_scores", "reliance_scores", "save_attribution",

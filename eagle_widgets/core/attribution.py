@@ -71,6 +71,7 @@ class Attribution:
     token_labels: list[str] | None = None  # display strings of the T target tokens
     info: dict = field(default_factory=dict)  # JSON-able context: model, prompt, target positions ...
     image: np.ndarray | None = None  # HxWx3 uint8, when known
+    from_cache: bool = False  # provenance: read back from a disk cache rather than computed now (not saved)
 
     def __post_init__(self):
         self.order = [int(r) for r in self.order]

@@ -23,21 +23,21 @@ import numpy as np
 
 from .attribution import Attribution
 from .bundle import load_attribution, save_attribution
-from .errors import BundleError, EagleError, NewerBundleError
+from .errors import BundleError, CacheError, NewerBundleError
 
 DEFAULT_MAX_BYTES = 512 * 2 ** 20
 SUFFIX = ".eagle"
 STALE_TEMP_S = 3600  # a writer's temporary file older than this belongs to a killed process
 
 
-class CacheError(EagleError, OSError):
-    """The cache folder cannot be used."""
-
-
-def default_cache_dir() -> Path:
-    """$EAGLE_WIDGETS_CACHE, else $XDG_CACHE_HOME/eagle-widgets, else ~/.cache/eagle-widgets."""
-    if os.environ.get("EAGLE_WIDGETS_CACHE"):
-        return Path(os.environ["EAGLE_WIDGETS_CACHE"]).expanduser()
+def default_cache_dir() -> Path | None:
+    """$EAGLE_WIDGETS_CACHE (None when it says "off", "0", "false" or "none"), else
+    $XDG_CACHE_HOME/eagle-widgets, else ~/.cache/eagle-widgets. The one place that reads the variable."""
+    value = os.environ.get("EAGLE_WIDGETS_CACHE", "").strip()
+    if value.lower() in ("0", "off", "false", "none"):
+        return None
+    if value:
+        return Path(value).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "eagle-widgets"
 
@@ -72,7 +72,10 @@ class ResultCache:
     """`cache.get(key)` / `cache.put(key, result)` with `key = cache.key(parts)`; see the module doc."""
 
     def __init__(self, folder=None, max_bytes: int = DEFAULT_MAX_BYTES):
-        self.folder = Path(folder).expanduser() if folder is not None else default_cache_dir()
+        folder = folder if folder is not None else default_cache_dir()
+        if folder is None:
+            raise CacheError("the disk cache is switched off ($EAGLE_WIDGETS_CACHE); pass a folder to use one")
+        self.folder = Path(folder).expanduser()
         if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
             raise CacheError(f"max_bytes must be a positive integer, got {max_bytes!r}")
         self.max_bytes = max_bytes

@@ -19,3 +19,23 @@ class BundleError(EagleError, OSError):
 
 class NewerBundleError(BundleError):
     """A saved result was written by a newer eagle-widgets: readable by it, so never to be deleted here."""
+
+
+class UnsupportedModel(InputError):
+    """The method needs something this model family does not provide."""
+
+
+class ModelError(EagleError, RuntimeError):
+    """The model could not score a batch even at batch size 1 (out of memory)."""
+
+
+class NotComposable(EagleError):
+    """The processor's output is not an affine function of the masked image (or could not be measured)."""
+
+
+class NotAVisionLanguageModel(InputError):
+    """The model or processor cannot take an image."""
+
+
+class CacheError(EagleError, OSError):
+    """The cache folder cannot be used."""

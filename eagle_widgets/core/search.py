@@ -388,9 +388,9 @@ def _early_stop(s: _Search, order: list[int], window: int, patience: int, tol: f
     """Lazy greedy over a sliding window, stopped when F stops rising.
 
     One round scores every single region; each step then re-scores only the `window` candidates with
-    the highest last-known F and takes the best. The search stops once F(S_k) comes within `tol` of
-    F(V) (the evidence is recovered) or the last `patience` gains are all below `tol`, both relative to
-    |F(V) − F(∅)|. Regions left are ordered by their last-known F; their curve points are then measured.
+    the highest last-known F and takes the best. The search stops once the last `patience` gains of F are
+    all below `tol` × |F(V) − F(∅)|. Regions left are ordered by their last-known F; their curve points
+    are then measured.
     """
     n = s.n
     f_all = float(s.objective(s.p_full[None], s.p_black[None]))

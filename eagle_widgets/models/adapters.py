@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..core.errors import InputError
+from ..core.errors import InputError, UnsupportedModel
 
 _REGISTRY: dict[str, type[Adapter]] = {}
 
@@ -114,10 +114,6 @@ class Adapter:
         layout = self.layout(np.arange(h * w, dtype=np.int64).reshape(h, w))
         blocks, grids, lead = self.token_blocks(layout, inputs)
         return TokenPixelMap.build(blocks, grids, lead, (h, w))
-
-
-class UnsupportedModel(InputError):
-    """The method needs something this model family does not provide."""
 
 
 def _square_blocks(planes: torch.Tensor, block: int) -> tuple[torch.Tensor, tuple[int, int]]:

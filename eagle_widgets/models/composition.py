@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..core.errors import EagleError
+from ..core.errors import NotComposable
 from .fixed_point import FixedPointPass, RegionFirstPass, RegionPolynomial, csr_bytes, csr_parts, resize_dense
 from .resampling import FILTERS, axis_matrix, coefficients, resize_hook, rows_first, trace_resizes
 
@@ -46,10 +46,6 @@ HALF = 128  # each probe carries at most this much of a pixel value
 MAX_LEVEL_ERROR = 4.0
 PROBE_PIXELS = 24_000_000  # pixels per processor call while probing (bounds the probing memory)
 COMPOSE_BYTES = 256 << 20  # resized float64 images held at once while composing a batch
-
-
-class NotComposable(EagleError):
-    """The processor's output is not an affine function of the masked image (or could not be measured)."""
 
 
 PixelValues = Callable[[list[np.ndarray]], torch.Tensor]

@@ -9,13 +9,9 @@ import time
 import numpy as np
 import torch
 
-from ..core.errors import EagleError
+from ..core.errors import ModelError
 from ..core.regions import RegionSet
 from .composition import MAX_LEVEL_ERROR, NotComposable, RegionComposer, ResamplingComposer
-
-
-class ModelError(EagleError, RuntimeError):
-    """The model could not score a batch even at batch size 1 (out of memory)."""
 
 
 class TeacherForcedSequence:

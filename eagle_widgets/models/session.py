@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,8 +11,8 @@ import numpy as np
 import torch
 
 from ..core import Attribution, RegionSet, attribute, validation
-from ..core.cache import CacheError, ResultCache, fingerprint
-from ..core.errors import EagleError, InputError
+from ..core.cache import CacheError, ResultCache, default_cache_dir, fingerprint
+from ..core.errors import EagleError, InputError, NotAVisionLanguageModel
 from ..core.images import as_rgb_uint8
 from ..core.metrics import SENSITIVE_THRESHOLD
 from .adapters import Adapter, adapter_class_for
@@ -30,10 +29,6 @@ _session_ids = itertools.count(1)
 
 
 SLIC_MAX_SIDE = 1024  # SLICO's working resolution; labels are upsampled to the image
-
-
-class NotAVisionLanguageModel(InputError):
-    """The model or processor cannot take an image."""
 
 
 @dataclass(eq=False)
@@ -112,7 +107,8 @@ class ModelSession:
         self.id = next(_session_ids)
         self._image_token_id = _image_token_id(config, self.tokenizer)
         _check_vocabulary(model, self.tokenizer, self._image_token_id, self.name)
-        self._prepared: dict = {}
+        self._slic_image, self._slic = None, {}  # SLICO label maps of the latest image, by region count
+        self._token_maps: dict = {}
         self.revision = revision or getattr(config, "_commit_hash", None)
         self.cache = _open_cache(cache)
         self._identity: str | None = None
@@ -189,6 +185,17 @@ class ModelSession:
                              "in the prompt; check the processor's chat template")
 
     # -- scoring ------------------------------------------------------------------------------
+    def token_map(self, generation: Generation, text_inputs: dict):
+        """The image-token <-> pixel map of this model for the generation's image size (a few processor calls,
+        so the latest eight are kept)."""
+        grid = tuple(text_inputs["image_grid_thw"].flatten().tolist()) if "image_grid_thw" in text_inputs else ()
+        key = (generation.image.shape[:2], grid)
+        if key not in self._token_maps:
+            self._token_maps[key] = self.adapter.token_map(generation.image.shape[:2], text_inputs)
+            while len(self._token_maps) > 8:
+                self._token_maps.pop(next(iter(self._token_maps)))
+        return self._token_maps[key]
+
     def targets(self, generation: Generation, tokens) -> list[int]:
         """The selected answer positions (None or "all": every token), checked against this session's answer."""
         if not isinstance(generation, Generation):
@@ -206,13 +213,13 @@ class ModelSession:
         label map, checked against the image)."""
         if isinstance(regions, (int, np.integer)) and not isinstance(regions, bool):
             regions = validation.region_count(regions)
-            key = ("slic", id(generation), regions)
-            if key not in self._prepared:
-                self._prepared.clear()
+            # Memoised for the latest image, which is held here (an id could be reused once it is freed).
+            if self._slic_image is not generation.image:
+                self._slic_image, self._slic = generation.image, {}
+            if regions not in self._slic:
                 # SLICO on a copy at most SLIC_MAX_SIDE pixels wide (a 2688-px photo: 23 s at full size).
-                self._prepared[key] = RegionSet.slic(generation.image, n_segments=int(regions),
-                                                     max_side=SLIC_MAX_SIDE)
-            return self._prepared[key]
+                self._slic[regions] = RegionSet.slic(generation.image, n_segments=regions, max_side=SLIC_MAX_SIDE)
+            return self._slic[regions]
         rs = RegionSet.coerce(regions)
         if rs.shape != generation.image.shape[:2]:
             h, w = generation.image.shape[:2]
@@ -300,7 +307,7 @@ class ModelSession:
             cached = self.cache.get(key)
             if cached is not None:
                 cached.image = generation.image
-                cached.info["from_cache"] = True
+                cached.from_cache = True
                 return cached
         result = attribute(scorer, scorer.regions, mode=mode, lambda1=lambda1, lambda2=lambda2,
                            batch_size=scorer.batch_size, progress=progress, cancel=cancel, **params)
@@ -330,14 +337,13 @@ class ModelSession:
 
 def _open_cache(cache) -> ResultCache | None:
     """True: the default folder (none if $EAGLE_WIDGETS_CACHE is "off"; none, with a warning, if the folder is not
-    writable); a folder or a
-    ResultCache: that one (an unusable folder raises); False/None: no disk cache."""
+    writable); a folder or a ResultCache: that one (an unusable folder raises); False/None: no disk cache."""
     if cache is None or cache is False:
         return None
     if isinstance(cache, ResultCache):
         return cache
     if cache is True:
-        if os.environ.get("EAGLE_WIDGETS_CACHE", "").strip().lower() in ("0", "off", "false", "none"):
+        if default_cache_dir() is None:
             return None
         try:
             return ResultCache()

@@ -215,7 +215,7 @@ class Explorer(W.VBox):
             self._cache[key] = result
         self.progress.value, self.progress.bar_style = 1.0, "success"
         self.state = "done"
-        source = "From the disk cache" if result.info.get("from_cache") else \
+        source = "From the disk cache" if result.from_cache else \
             f"Done in {time.perf_counter() - started:.1f} s"
         self._show(result, f"{source}: {summary(result)}", key)
 

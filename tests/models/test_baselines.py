@@ -12,7 +12,6 @@ from eagle_widgets.baselines import (
     explain_baseline,
     rank_gaussian_filter,
 )
-from eagle_widgets.baselines.methods import token_pixel_map
 from eagle_widgets.core import InputError, RegionSet
 from eagle_widgets.models.adapters import Adapter
 
@@ -57,7 +56,7 @@ def test_token_map_matches_the_tokens_a_change_reaches(family, sessions, generat
     local = _patch_local(sessions(family))
     gen = local.generate(scene(), PROMPT, max_new_tokens=1)
     seq = local.sequence(gen, [0])
-    tmap = token_pixel_map(local, gen, seq.text_inputs)
+    tmap = local.token_map(gen, seq.text_inputs)
     base = _image_token_embeddings(local, gen.image, gen.prompt_text)
     assert tmap.num_tokens == base.shape[0]
     h, w = gen.image.shape[:2]
@@ -81,7 +80,7 @@ def test_demo_token_map_is_the_8x8_patch_grid(demo_session):
     from eagle_widgets.demo import CAPTION_PROMPT, make_scene
 
     gen = demo_session.generate(make_scene(10 ** 6 + 21, n_objects=2).image, CAPTION_PROMPT, max_new_tokens=3)
-    tmap = token_pixel_map(demo_session, gen, demo_session.sequence(gen, [0]).text_inputs)
+    tmap = demo_session.token_map(gen, demo_session.sequence(gen, [0]).text_inputs)
     yy, xx = np.mgrid[0:224, 0:224]
     assert tmap.grids == [(8, 8)]
     np.testing.assert_array_equal(tmap.to_pixels(np.arange(64)), (yy * 8 // 224) * 8 + xx * 8 // 224)

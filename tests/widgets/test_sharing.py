@@ -22,11 +22,11 @@ def test_explain_is_reused_within_and_across_processes(tmp_path, cached_session)
     s = cached_session
     gen = s.generate(SCENE.image, CAPTION_PROMPT, max_new_tokens=20)
     first = s.explain(gen, [1], regions=12, mode="efficient")
-    assert not first.info.get("from_cache") and len(s.cache) == 1
+    assert not first.from_cache and len(s.cache) == 1
     again = s.explain(gen, [1], regions=12, mode="efficient")
-    assert again.info["from_cache"] and again.order == first.order
+    assert again.from_cache and again.order == first.order
     other = s.explain(gen, [1], regions=12, mode="exact")  # another mode is another entry
-    assert not other.info.get("from_cache") and len(s.cache) == 2
+    assert not other.from_cache and len(s.cache) == 2
     # A new kernel: another process loads the model again and finds the result on disk.
     script = textwrap.dedent(f"""
         import json
@@ -34,7 +34,7 @@ def test_explain_is_reused_within_and_across_processes(tmp_path, cached_session)
         s = load_demo_session(cache={str(tmp_path / "cache")!r})
         gen = s.generate(make_scene({10 ** 6 + 21}, n_objects=2).image, CAPTION_PROMPT, max_new_tokens=20)
         r = s.explain(gen, [1], regions=12, mode="efficient")
-        print(json.dumps({{"hit": bool(r.info.get("from_cache")), "order": r.order}}))
+        print(json.dumps({{"hit": r.from_cache, "order": r.order}}))
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                          env={"EAGLE_WIDGETS_CACHE": "off", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
@@ -53,7 +53,7 @@ def test_changed_weights_do_not_reuse_results(tmp_path, cached_session):
     with torch.no_grad():
         next(changed.model.parameters()).mul_(1.01)
     gen2 = changed.generate(SCENE.image, CAPTION_PROMPT, max_new_tokens=20)
-    assert not changed.explain(gen2, [1], regions=12, mode="efficient").info.get("from_cache")
+    assert not changed.explain(gen2, [1], regions=12, mode="efficient").from_cache
 
 
 def test_cache_folder_problems(tmp_path, monkeypatch):
