@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import os
 import time
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -65,19 +67,34 @@ def _is_oom(err: BaseException) -> bool:
     return isinstance(err, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg)
 
 
+@dataclass(frozen=True)
+class ModelHandle:
+    """What a scorer needs of a model (and nothing else of the session): the module, its family adapter, the
+    device it runs on and its floating dtype."""
+
+    model: Any
+    adapter: Any
+    device: torch.device
+    dtype: torch.dtype
+
+    def auto_batch_size(self, seq_len: int, pixel_numel: int) -> int:
+        return choose_batch_size(self.device, self.model.config, seq_len, pixel_numel,
+                                 torch.finfo(self.dtype).bits // 8)
+
+
 class _ModelScorer:
     """Shared forward logic: batch, forward with `logits_to_keep`, read target probabilities, halve on OOM."""
 
-    def __init__(self, session, sequence: TeacherForcedSequence, regions: RegionSet, batch_size):
-        self.session = session
+    def __init__(self, handle: ModelHandle, sequence: TeacherForcedSequence, regions: RegionSet, batch_size):
+        self.handle = handle
         self.sequence = sequence
         self.regions = regions
         self.num_tokens = len(sequence.target_ids)
         self.num_regions = regions.n
-        self.device = session.device
+        self.device = handle.device
         self.text_inputs = {k: v.to(self.device) for k, v in sequence.text_inputs.items()}
         self.keep = sequence.keep.to(self.device)
-        fixed = session.adapter.fixed_forward_inputs(sequence.text_inputs)
+        fixed = handle.adapter.fixed_forward_inputs(sequence.text_inputs)
         self.fixed_inputs = {k: (v.to(self.device), dim) for k, (v, dim) in fixed.items()}
         self.target_ids = sequence.target_ids.to(self.device)
         self.batch_size = batch_size
@@ -92,7 +109,7 @@ class _ModelScorer:
         inputs["pixel_values"] = pixel_values
         t0 = time.perf_counter()
         with torch.inference_mode():
-            out = self.session.model(**inputs, logits_to_keep=self.keep, use_cache=False)
+            out = self.handle.model(**inputs, logits_to_keep=self.keep, use_cache=False)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.forward_s += time.perf_counter() - t0
@@ -129,15 +146,15 @@ class MaskedInputScorer(_ModelScorer):
     processor, but the processor runs only on a few images; every masked input is composed on the device
     (see `composition`), in batches."""
 
-    def __init__(self, session, sequence, regions, image: np.ndarray, batch_size=None):
-        super().__init__(session, sequence, regions, batch_size or 1)
+    def __init__(self, handle: ModelHandle, sequence, regions, image: np.ndarray, batch_size=None):
+        super().__init__(handle, sequence, regions, batch_size or 1)
         t0 = time.perf_counter()
         self.compose_s = 0.0
         black = sequence.pixel_values
-        self.composer, self.max_level_error, self.rejected = self._composer(session.adapter, sequence, regions, image)
+        self.composer, self.max_level_error, self.rejected = self._composer(handle.adapter, sequence, regions, image)
         self.setup_s = time.perf_counter() - t0
-        self.pixel_dtype = session.model_dtype if black.is_floating_point() else black.dtype
-        self.batch_size = batch_size or session.auto_batch_size(sequence.length, black.numel())
+        self.pixel_dtype = handle.dtype if black.is_floating_point() else black.dtype
+        self.batch_size = batch_size or handle.auto_batch_size(sequence.length, black.numel())
 
     def _composer(self, adapter, sequence, regions, image):
         """The exact composer where the processor allows it, else the region basis if it checks out."""
@@ -192,17 +209,17 @@ class BatchedPixelScorer(_ModelScorer):
     """The published steps (black out RGB pixels, run the processor on each masked image) with the processor
     called once per batch and the forwards batched: the fallback where composition does not hold."""
 
-    def __init__(self, session, sequence, regions, image: np.ndarray, batch_size=None, note: str = ""):
-        super().__init__(session, sequence, regions, 1)
+    def __init__(self, handle: ModelHandle, sequence, regions, image: np.ndarray, batch_size=None, note: str = ""):
+        super().__init__(handle, sequence, regions, 1)
         self.image = image
         self.note = note
         pv = sequence.pixel_values
-        self.pixel_dtype = session.model_dtype if pv.is_floating_point() else pv.dtype
-        self.batch_size = batch_size or session.auto_batch_size(sequence.length, pv.numel())
+        self.pixel_dtype = handle.dtype if pv.is_floating_point() else pv.dtype
+        self.batch_size = batch_size or handle.auto_batch_size(sequence.length, pv.numel())
 
     def _score(self, chunk: torch.Tensor, greedy: bool = False) -> torch.Tensor:
         masked = [self.regions.apply(self.image, vis) for vis in chunk.cpu().numpy()]
-        pv = self.session.adapter.encode(masked, self.sequence.prompt_text)["pixel_values"]
+        pv = self.handle.adapter.encode(masked, self.sequence.prompt_text)["pixel_values"]
         return self.forward(pv.to(self.device, dtype=self.pixel_dtype), chunk.shape[0], greedy=greedy)
 
     def __call__(self, visible: torch.Tensor) -> torch.Tensor:
@@ -225,8 +242,8 @@ def _check_masks(n: int) -> np.ndarray:
 class PixelSpaceScorer(_ModelScorer):
     """The reference (published) semantics: black out pixels in RGB, run the processor, one image per call."""
 
-    def __init__(self, session, sequence, regions, image: np.ndarray, batch_size=None):
-        super().__init__(session, sequence, regions, 1)
+    def __init__(self, handle: ModelHandle, sequence, regions, image: np.ndarray, batch_size=None):
+        super().__init__(handle, sequence, regions, 1)
         self.image = image
         self.text = sequence.prompt_text
 
@@ -238,8 +255,8 @@ class PixelSpaceScorer(_ModelScorer):
         rows = []
         for vis in visible.cpu().numpy():
             masked = self.regions.apply(self.image, vis)
-            pv = self.session.adapter.encode([masked], self.text)["pixel_values"]
-            pv = pv.to(self.device, dtype=self.session.model_dtype if pv.is_floating_point() else pv.dtype)
+            pv = self.handle.adapter.encode([masked], self.text)["pixel_values"]
+            pv = pv.to(self.device, dtype=self.handle.dtype if pv.is_floating_point() else pv.dtype)
             rows.append(self.forward(pv, 1).cpu())
         return torch.cat(rows)
 

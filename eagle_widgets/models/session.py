@@ -17,13 +17,7 @@ from ..core.images import as_rgb_uint8
 from ..core.metrics import SENSITIVE_THRESHOLD
 from .adapters import Adapter, adapter_class_for
 from .composition import NotComposable
-from .scoring import (
-    BatchedPixelScorer,
-    MaskedInputScorer,
-    PixelSpaceScorer,
-    TeacherForcedSequence,
-    choose_batch_size,
-)
+from .scoring import BatchedPixelScorer, MaskedInputScorer, ModelHandle, PixelSpaceScorer, TeacherForcedSequence
 
 _session_ids = itertools.count(1)
 
@@ -240,11 +234,11 @@ class ModelSession:
         rs = self.regions(generation, regions)
         batch_size = batch_size or self.batch_size
         if path == "reference":
-            return PixelSpaceScorer(self, sequence, rs, generation.image, batch_size=batch_size)
+            return PixelSpaceScorer(self.handle, sequence, rs, generation.image, batch_size=batch_size)
         try:
-            return MaskedInputScorer(self, sequence, rs, generation.image, batch_size=batch_size)
+            return MaskedInputScorer(self.handle, sequence, rs, generation.image, batch_size=batch_size)
         except NotComposable as err:
-            return BatchedPixelScorer(self, sequence, rs, generation.image, batch_size=batch_size,
+            return BatchedPixelScorer(self.handle, sequence, rs, generation.image, batch_size=batch_size,
                                       note=f"composition does not hold for this processor ({err})")
 
     def sequence(self, generation: Generation, tokens=None, *, target_ids=None, black: bool = False
@@ -275,9 +269,13 @@ class ModelSession:
             raise InputError(f"{token!r} is {len(ids)} tokens for this tokenizer; give a single-token string or an id")
         return ids[0]
 
+    @property
+    def handle(self) -> ModelHandle:
+        """The narrow view of this session that scorers get."""
+        return ModelHandle(self.model, self.adapter, self.device, self.model_dtype)
+
     def auto_batch_size(self, seq_len: int, pixel_numel: int) -> int:
-        return choose_batch_size(self.device, self.model.config, seq_len, pixel_numel,
-                                 torch.finfo(self.model_dtype).bits // 8)
+        return self.handle.auto_batch_size(seq_len, pixel_numel)
 
     @property
     def identity(self) -> str:
@@ -330,7 +328,7 @@ class ModelSession:
             else RegionSet.grid(generation.image.shape[:2], rows=2, cols=1)
         # Only the whole image and the black one: two processor calls, no region basis needed.
         sequence = self.sequence(generation, None, black=True)
-        scorer = BatchedPixelScorer(self, sequence, halves, generation.image, batch_size=2)
+        scorer = BatchedPixelScorer(self.handle, sequence, halves, generation.image, batch_size=2)
         p = scorer(torch.tensor([[True, True], [False, False]])).double().numpy()
         return Reliance(tokens=list(generation.tokens), p_full=p[0], p_black=p[1])
 
