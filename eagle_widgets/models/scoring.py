@@ -146,12 +146,17 @@ class MaskedInputScorer(_ModelScorer):
     processor, but the processor runs only on a few images; every masked input is composed on the device
     (see `composition`), in batches."""
 
-    def __init__(self, handle: ModelHandle, sequence, regions, image: np.ndarray, batch_size=None):
+    def __init__(self, handle: ModelHandle, sequence, regions, image: np.ndarray, batch_size=None, prepared=None):
         super().__init__(handle, sequence, regions, batch_size or 1)
         t0 = time.perf_counter()
         self.compose_s = 0.0
         black = sequence.pixel_values
-        self.composer, self.max_level_error, self.rejected = self._composer(handle.adapter, sequence, regions, image)
+        if prepared is not None and tuple(black.shape) == prepared[0].shape:
+            self.composer, self.max_level_error, self.rejected = prepared  # checked when it was built
+        else:
+            self.composer, self.max_level_error, self.rejected = self._composer(handle.adapter, sequence, regions,
+                                                                                image)
+        self.prepared = (self.composer, self.max_level_error, self.rejected)
         self.setup_s = time.perf_counter() - t0
         self.pixel_dtype = handle.dtype if black.is_floating_point() else black.dtype
         self.batch_size = batch_size or handle.auto_batch_size(sequence.length, black.numel())

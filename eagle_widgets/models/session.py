@@ -23,6 +23,7 @@ _session_ids = itertools.count(1)
 
 
 SLIC_MAX_SIDE = 1024  # SLICO's working resolution; labels are upsampled to the image
+COMPOSERS_KEPT = 4  # fast-path compositions kept per session (each holds its basis)
 
 
 @dataclass(eq=False)
@@ -103,6 +104,7 @@ class ModelSession:
         _check_vocabulary(model, self.tokenizer, self._image_token_id, self.name)
         self._slic_image, self._slic = None, {}  # SLICO label maps of the latest image, by region count
         self._token_maps: dict = {}
+        self._composers: list = []  # (image, regions, composer or NotComposable), latest first
         self.revision = revision or getattr(config, "_commit_hash", None)
         self.cache = _open_cache(cache)
         self._identity: str | None = None
@@ -235,11 +237,24 @@ class ModelSession:
         batch_size = batch_size or self.batch_size
         if path == "reference":
             return PixelSpaceScorer(self.handle, sequence, rs, generation.image, batch_size=batch_size)
+        # The composition depends only on the image, the regions and the processor: built once for a pair
+        # (the Explorer explains token after token over the same regions), checked when it was built.
+        held = next((h[2] for h in self._composers if h[0] is generation.image and h[1] is rs), None)
         try:
-            return MaskedInputScorer(self.handle, sequence, rs, generation.image, batch_size=batch_size)
+            if isinstance(held, NotComposable):
+                raise held
+            scorer = MaskedInputScorer(self.handle, sequence, rs, generation.image, batch_size=batch_size,
+                                       prepared=held)
         except NotComposable as err:
+            self._keep_composition(generation.image, rs, err)
             return BatchedPixelScorer(self.handle, sequence, rs, generation.image, batch_size=batch_size,
                                       note=f"composition does not hold for this processor ({err})")
+        self._keep_composition(generation.image, rs, scorer.prepared)
+        return scorer
+
+    def _keep_composition(self, image, regions, prepared) -> None:
+        rest = [h for h in self._composers if not (h[0] is image and h[1] is regions)]
+        self._composers = [(image, regions, prepared), *rest][:COMPOSERS_KEPT]
 
     def sequence(self, generation: Generation, tokens=None, *, target_ids=None, black: bool = False
                  ) -> TeacherForcedSequence:

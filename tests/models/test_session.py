@@ -296,3 +296,17 @@ def test_a_processor_from_another_model_is_refused(sessions):
     small, large = sorted((llava, qwen), key=lambda s: s.model.get_input_embeddings().num_embeddings)
     with pytest.raises(InputError, match="does not belong to"):
         load_session((small.model, large.processor), cache=False)
+
+
+def test_the_composition_is_built_once_per_image_and_regions(demo_session):
+    from eagle_widgets.demo import CAPTION_PROMPT, make_scene
+
+    gen = demo_session.generate(make_scene(1_000_025).image, CAPTION_PROMPT)
+    first = demo_session.scorer(gen, [1], regions=24)
+    again = demo_session.scorer(gen, [2], regions=24)  # another token, the same regions: no new probing
+    assert again.composer is first.composer
+    other = demo_session.scorer(gen, [2], regions=30)
+    assert other.composer is not first.composer
+    masks = torch.rand(6, again.num_regions, generator=torch.Generator().manual_seed(1)) > 0.5
+    reference = demo_session.scorer(gen, [2], regions=24, path="reference")
+    assert float((again(masks) - reference(masks)).abs().max()) < 1e-5
