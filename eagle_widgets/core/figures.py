@@ -67,7 +67,8 @@ def draw_map(ax, result: Attribution, encoding: str = "gain", smooth: float = 1.
 
 
 def explanation_figure(image, tokens, reliance, result: Attribution | None = None, selection=(), special=None,
-                       title: str | None = None, encoding: str = "gain", note: str = ""):
+                       title: str | None = None, encoding: str = "gain", note: str = "",
+                       style: str = DEFAULT_STYLE):
     """Image with the attribution map and its colour bar, the token strip, and the insertion/deletion curves."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -81,8 +82,8 @@ def explanation_figure(image, tokens, reliance, result: Attribution | None = Non
     ax.set_axis_off()
     curves = fig.add_subplot(grid[1, 1])
     if result is not None and result.order:
-        draw_map(ax, result, encoding)
-        _colour_bar(fig, ax, encoding, result)
+        draw_map(ax, result, encoding, style=style)
+        _colour_bar(fig, ax, encoding, result, style)
         partial = "" if result.complete else f" (partial: {len(result.order)}/{result.num_regions} regions)"
         curves.plot(result.areas, result.insertion, color=_RED,
                     label=f"insertion AUC {result.insertion_auc:.3f} (higher is better)")

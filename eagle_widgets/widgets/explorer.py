@@ -298,7 +298,8 @@ class Explorer(W.VBox):
         fig = explanation_figure(self.generation.image, self.generation.tokens, self.strip.reliance, shown,
                                  self.selection, self.generation.special,
                                  title=f"{self.generation.prompt} → {self.generation.text}",
-                                 encoding=self.heatmap.encoding, note=image_note(shown) if shown else "")
+                                 encoding=self.heatmap.encoding, style=self.heatmap.style,
+                                 note=image_note(shown) if shown else "")
         return figure_png(fig)
 
     def _repr_mimebundle_(self, **kwargs):

@@ -129,7 +129,12 @@ class HeatmapView(_View):
             self.set_image(image)
         if result is not None:
             self.show(result)
-        self.observe(lambda _: self.result is not None and self.show(self.result), names="encoding")
+        self.observe(self._reencode, names="encoding")
+
+    def _reencode(self, _change) -> None:
+        """A new encoding redraws the kept result; nothing is recomputed."""
+        if self.result is not None:
+            self.show(self.result)
 
     def set_image(self, image) -> None:
         rgb = as_rgb_uint8(image)

@@ -152,3 +152,16 @@ def test_a_failed_run_never_reports_the_previous_result(explorer, monkeypatch):
     assert explorer.wait(60) is None and explorer.state == "error"
     assert "fell over" in explorer.error and explorer.heatmap.values == []
     assert (i + 1,) not in explorer.explanations()  # nothing is filed under the failed selection
+
+
+def test_the_saved_picture_follows_the_shown_map(explorer):
+    import io
+
+    import numpy as np
+    from PIL import Image as PILImage
+
+    explorer.select([content_index(explorer)]).wait(60)
+    spot = np.asarray(PILImage.open(io.BytesIO(explorer.snapshot_png())).convert("RGB")).astype(int)
+    explorer.heatmap.style = "colour"
+    colour = np.asarray(PILImage.open(io.BytesIO(explorer.snapshot_png())).convert("RGB")).astype(int)
+    assert spot.shape == colour.shape and np.abs(spot - colour).mean() > 1  # the style reaches the picture
