@@ -15,6 +15,8 @@ from .errors import InputError, ScorerError
 from .regions import RegionSet
 
 MODES = ("exact", "efficient", "early_stop")
+# What the caller knows about the answer and puts on the result when it is built (never patched on later).
+CONTEXT_FIELDS = ("token_labels", "image", "info")
 DEFAULT_PARAMS = {
     "exact": {},
     "efficient": {"search_scope": 10, "pending_samples": 8, "update_step": 5},
@@ -111,6 +113,7 @@ class _Search:
         self.known: dict[bytes, torch.Tensor] = {}  # visibility mask -> token probabilities
         self.total_evaluations = 0
         self.p_full = self.p_black = None
+        self.context: dict = {}  # put on the result when it is built (see CONTEXT_FIELDS)
         self.prefix_scores: list[float] = []  # F of the first k picks, k = 0, 1, ... (for previews)
         self._prefix = torch.zeros(self.n, dtype=torch.bool)
 
@@ -200,6 +203,7 @@ class _Search:
             p_full=self.p_full.numpy(), p_black=self.p_black.numpy(), lambda1=self.lam1, lambda2=self.lam2,
             mode=self.mode, params=params, evaluations=self.ev.evaluations, complete=complete,
             timings={"total_s": total, "scorer_s": self.ev.scorer_s, "engine_s": max(0.0, total - self.ev.scorer_s)},
+            **self.context,
         )
 
     def _known_prefix(self, order):
@@ -220,7 +224,7 @@ class _Search:
 
 def attribute(scorer, regions, mode: str = "exact", lambda1: float = 1.0, lambda2: float = 1.0,
               batch_size: int = 64, progress: Callable[[ProgressUpdate], None] | None = None,
-              cancel=None, **mode_params) -> Attribution:
+              cancel=None, context: dict | None = None, **mode_params) -> Attribution:
     """Order the regions by the EAGLE objective F(S) = λ1·mean p(only S) + λ2·(1 − mean p(S removed)).
 
     `scorer` follows the `Scorer` protocol; `regions` is a RegionSet or an integer label map; `mode` is
@@ -228,7 +232,8 @@ def attribute(scorer, regions, mode: str = "exact", lambda1: float = 1.0, lambda
     update_step variant) or "early_stop" (lazy greedy over a sliding window of candidates that stops
     when F saturates; parameters window, patience, tol). `progress` is called after every step with a
     `ProgressUpdate`; `cancel` is a threading.Event or a callable returning True to stop. A cancelled
-    run returns a consistent partial result with `complete=False`.
+    run returns a consistent partial result with `complete=False`. `context` (token_labels, image, info) is
+    put on the result when it is built.
     """
     regions = RegionSet.coerce(regions)
     if mode not in MODES:
@@ -260,7 +265,11 @@ def attribute(scorer, regions, mode: str = "exact", lambda1: float = 1.0, lambda
         else:
             validation.integer(value, key, minimum=1)
 
+    unknown_context = set(context or {}) - set(CONTEXT_FIELDS)
+    if unknown_context:
+        raise InputError(f"context takes {', '.join(CONTEXT_FIELDS)}; got {', '.join(sorted(unknown_context))}")
     search = _Search(scorer, regions, mode, lambda1, lambda2, int(batch_size), progress, cancel)
+    search.context = dict(context or {})
     run = {"exact": _exact, "efficient": _efficient, "early_stop": _early_stop}[mode]
     order: list[int] = []
     try:
@@ -295,7 +304,7 @@ def _empty_result(search: _Search, params: dict) -> Attribution:
                        lambda2=search.lam2, mode=search.mode, params=params,
                        evaluations=search.ev.evaluations, complete=False,
                        timings={"total_s": time.perf_counter() - search.t0, "scorer_s": search.ev.scorer_s,
-                                "engine_s": 0.0})
+                                "engine_s": 0.0}, **search.context)
 
 
 def _with_each(base: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:

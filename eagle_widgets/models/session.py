@@ -322,17 +322,14 @@ class ModelSession:
                 cached.image = generation.image
                 cached.from_cache = True
                 return cached
-        result = attribute(scorer, scorer.regions, mode=mode, lambda1=lambda1, lambda2=lambda2,
-                           batch_size=scorer.batch_size, progress=progress, cancel=cancel, **params)
         targets = scorer.sequence.targets
-        result.token_labels = [generation.tokens[t] for t in targets]
-        result.image = generation.image
-        result.info = {
+        context = {"token_labels": [generation.tokens[t] for t in targets], "image": generation.image, "info": {
             "model": self.name, "family": self.family, "prompt": generation.prompt, "answer": generation.text,
             "generated_tokens": generation.tokens, "generated_ids": generation.token_ids, "targets": targets,
             "target_ids": scorer.sequence.target_ids.tolist(), "path": path, "batch_size": scorer.batch_size,
-            "scoring": scorer.describe(),
-        }
+            "scoring": scorer.describe()}}
+        result = attribute(scorer, scorer.regions, mode=mode, lambda1=lambda1, lambda2=lambda2,
+                           batch_size=scorer.batch_size, progress=progress, cancel=cancel, context=context, **params)
         if key is not None:
             self.cache.put(key, result)
         return result
