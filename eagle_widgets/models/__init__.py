@@ -3,10 +3,10 @@
 from .adapters import Adapter, adapter_class_for, register
 from .loading import load_processor, load_session, resolve_device
 from .scoring import MaskedInputScorer, ModelError, PixelSpaceScorer
-from .session import Generation, ModelSession, NotAVisionLanguageModel, Reliance
+from .session import ExplanationRequest, Generation, ModelSession, NotAVisionLanguageModel, Reliance
 
 __all__ = [
-    "Adapter", "Generation", "MaskedInputScorer", "ModelError", "ModelSession", "NotAVisionLanguageModel",
-    "PixelSpaceScorer", "Reliance", "adapter_class_for", "load_processor", "load_session", "register",
-    "resolve_device",
+    "Adapter", "ExplanationRequest", "Generation", "MaskedInputScorer", "ModelError", "ModelSession",
+    "NotAVisionLanguageModel", "PixelSpaceScorer", "Reliance", "adapter_class_for", "load_processor", "load_session",
+    "register", "resolve_device",
 ]

@@ -75,6 +75,22 @@ class Reliance:
         return f"Reliance({rows})"
 
 
+@dataclass(frozen=True)
+class ExplanationRequest:
+    """What to explain, checked once by `session.request`: a generation, the answer positions and the token ids
+    scored there (the generated ones, or e.g. the correct answer of a hallucination), and the regions. Scorers,
+    `explain` and the Explorer take it as it is."""
+
+    generation: Generation
+    targets: tuple[int, ...]
+    target_ids: tuple[int, ...]
+    regions: RegionSet
+
+    @property
+    def token_labels(self) -> list[str]:
+        return [self.generation.tokens[t] for t in self.targets]
+
+
 class ModelSession:
     """A loaded vision-language model with its processor, ready to generate and explain."""
 
@@ -222,6 +238,26 @@ class ModelSession:
             raise InputError(f"the regions are {rs.shape[1]}x{rs.shape[0]} but the image is {w}x{h}")
         return rs
 
+    def request(self, generation: Generation, tokens=None, regions=64, *, target_ids=None) -> ExplanationRequest:
+        """Check once what to explain: `tokens` of `generation` (None or "all": every token), over `regions`
+        (an int d for SLICO, a RegionSet or a label map), scoring `target_ids` instead of the generated ids when
+        given."""
+        if isinstance(generation, ExplanationRequest):
+            if generation.generation.session_id != self.id:
+                raise InputError("this request was made by another session; explain it with that session")
+            return generation
+        targets, ids = self._targets_and_ids(generation, tokens, target_ids)
+        return ExplanationRequest(generation, tuple(targets), tuple(ids), self.regions(generation, regions))
+
+    def _targets_and_ids(self, generation: Generation, tokens, target_ids) -> tuple[list[int], list[int]]:
+        targets = self.targets(generation, tokens)
+        ids = [generation.token_ids[t] for t in targets]
+        if target_ids is not None:
+            ids = [self._token_id(t) for t in (target_ids if isinstance(target_ids, (list, tuple)) else [target_ids])]
+            if len(ids) != len(targets):
+                raise InputError(f"target_ids has {len(ids)} entries for {len(targets)} selected tokens")
+        return targets, ids
+
     def scorer(self, generation: Generation, tokens=None, regions=64, *, path: str = "fast",
                target_ids=None, batch_size: int | None = None):
         """The engine's Scorer for `tokens` of `generation` over `regions` (an int d for SLICO, a RegionSet or a
@@ -232,8 +268,9 @@ class ModelSession:
         `path="reference"` runs the processor and the model once per masked image."""
         if path not in ("fast", "reference"):
             raise InputError(f"path must be 'fast' or 'reference', got {path!r}")
-        sequence = self.sequence(generation, tokens, target_ids=target_ids, black=True)  # checks the generation
-        rs = self.regions(generation, regions)
+        request = self.request(generation, tokens, regions, target_ids=target_ids)
+        generation, rs = request.generation, request.regions
+        sequence = self.sequence(request, black=True)
         batch_size = batch_size or self.batch_size
         if path == "reference":
             return PixelSpaceScorer(self.handle, sequence, rs, generation.image, batch_size=batch_size)
@@ -258,14 +295,12 @@ class ModelSession:
 
     def sequence(self, generation: Generation, tokens=None, *, target_ids=None, black: bool = False
                  ) -> TeacherForcedSequence:
-        """The teacher-forced input that scores `tokens` of `generation`, with the real image (or the black
-        one). `target_ids` replaces the ids read at those positions."""
-        targets = self.targets(generation, tokens)
-        ids = [generation.token_ids[t] for t in targets]
-        if target_ids is not None:
-            ids = [self._token_id(t) for t in (target_ids if isinstance(target_ids, (list, tuple)) else [target_ids])]
-            if len(ids) != len(targets):
-                raise InputError(f"target_ids has {len(ids)} entries for {len(targets)} selected tokens")
+        """The teacher-forced input that scores `tokens` of `generation` (or an ExplanationRequest), with the real
+        image (or the black one). `target_ids` replaces the ids read at those positions."""
+        if isinstance(generation, ExplanationRequest):
+            generation, targets, ids = generation.generation, list(generation.targets), list(generation.target_ids)
+        else:
+            targets, ids = self._targets_and_ids(generation, tokens, target_ids)
         image = np.zeros_like(generation.image) if black else generation.image
         prompt_inputs = self.adapter.encode([image], generation.prompt_text)
         return TeacherForcedSequence(generation.prompt_text, prompt_inputs, generation.token_ids, targets, ids)
@@ -309,7 +344,9 @@ class ModelSession:
 
         Complete results go to the session's disk cache (see `load_session(cache=...)`) and come back from
         it for the same model, image, prompt, answer, targets, regions, mode and parameters."""
-        scorer = self.scorer(generation, tokens, regions, path=path, target_ids=target_ids, batch_size=batch_size)
+        request = self.request(generation, tokens, regions, target_ids=target_ids)
+        generation = request.generation
+        scorer = self.scorer(request, path=path, batch_size=batch_size)
         key = None
         if self.cache is not None and use_cache:
             key = self.cache.key({

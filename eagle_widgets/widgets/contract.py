@@ -10,9 +10,10 @@ class ExplorerSession(Protocol):
     """The session interface of the Explorer and the export.
 
     `name` identifies the model (also in results); `display_name` is what people read. `generate` answers
-    greedily; `reliance` gives p(token | image) and p(token | black image) per answer token; `regions` turns a
-    SLICO count, a RegionSet or a label map into the RegionSet an explanation will use; `explain` runs EAGLE
-    with `progress` and `cancel` and returns an Attribution whose `token_labels` name the selection.
+    greedily; `reliance` gives p(token | image) and p(token | black image) per answer token; `request` checks
+    once what to explain (a selection and regions: a SLICO count, a RegionSet or a label map) and returns an
+    object with `token_labels` and `regions`; `explain` runs EAGLE on it with `progress` and `cancel` and
+    returns an Attribution whose `token_labels` name the selection.
     """
 
     name: str
@@ -22,6 +23,6 @@ class ExplorerSession(Protocol):
 
     def reliance(self, generation) -> Any: ...
 
-    def regions(self, generation, regions) -> Any: ...
+    def request(self, generation, tokens=None, regions=..., *, target_ids=None) -> Any: ...
 
-    def explain(self, generation, tokens=None, regions=..., mode: str = ..., **kwargs) -> Any: ...
+    def explain(self, request, tokens=None, regions=..., mode: str = ..., **kwargs) -> Any: ...

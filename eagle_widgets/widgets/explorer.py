@@ -188,11 +188,11 @@ class Explorer(W.VBox):
         p = dict(params)
         mode, regions = p.pop("mode"), p.pop("regions")
         try:
-            region_set = self.session.regions(self.generation, regions)
-            label = selection_label([self.generation.tokens[i] for i in selection])
+            request = self.session.request(self.generation, selection, regions)
+            label, labels = selection_label(request.token_labels), request.regions.labels
             result = self.session.explain(
-                self.generation, tokens=selection, regions=region_set, mode=mode, batch_size=self.batch_size,
-                progress=lambda update: self._on_progress(update, label, region_set.labels), cancel=cancel, **p)
+                request, mode=mode, batch_size=self.batch_size,
+                progress=lambda update: self._on_progress(update, label, labels), cancel=cancel, **p)
         except EagleError as err:
             self._fail(str(err))
             return

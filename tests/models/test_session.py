@@ -310,3 +310,15 @@ def test_the_composition_is_built_once_per_image_and_regions(demo_session):
     masks = torch.rand(6, again.num_regions, generator=torch.Generator().manual_seed(1)) > 0.5
     reference = demo_session.scorer(gen, [2], regions=24, path="reference")
     assert float((again(masks) - reference(masks)).abs().max()) < 1e-5
+
+
+def test_a_request_is_checked_once_and_explained_as_it_is(sessions, generations, demo_session):
+    s, g = sessions("llava"), generations("llava")
+    request = s.request(g, [0], regions=6)
+    assert request.targets == (0,) and request.token_labels == [g.tokens[0]] and request.regions.n >= 2
+    assert s.request(request) is request
+    by_request = s.explain(request, mode="efficient", use_cache=False)
+    by_arguments = s.explain(g, [0], regions=request.regions, mode="efficient", use_cache=False)
+    assert by_request.order == by_arguments.order and by_request.token_labels == by_arguments.token_labels
+    with pytest.raises(InputError, match="another session"):
+        demo_session.explain(request)
