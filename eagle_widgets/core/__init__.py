@@ -1,13 +1,13 @@
 """The model-agnostic EAGLE engine: regions, the greedy search, results, metrics and bundles.
 
-Nothing here knows about transformers or widgets.
+Nothing here knows about transformers, widgets or storage (the disk cache and the authors' result files are
+in `eagle_widgets.storage`).
 """
 
 from . import validation
 from .attribution import IMAGE_INDEPENDENT, MAP_ENCODINGS, Attribution, region_map
 from .bundle import load_attribution, save_attribution
-from .cache import CacheError, ResultCache
-from .errors import BundleError, EagleError, InputError, NewerBundleError, ScorerError
+from .errors import BundleError, CacheError, EagleError, InputError, NewerBundleError, ScorerError
 from .faithfulness import pixel_bands, pixel_protocol, region_protocol, region_scores
 from .images import as_rgb_uint8
 from .metrics import (
@@ -21,7 +21,6 @@ from .metrics import (
     reliance_scores,
     sensitive_tokens,
 )
-from .reference import import_reference_result
 from .regions import RegionSet
 from .scorer import EvidenceScorer, LogisticScorer, Scorer
 from .search import DEFAULT_PARAMS, MODES, ProgressUpdate, attribute, attribute_order
@@ -29,9 +28,9 @@ from .search import DEFAULT_PARAMS, MODES, ProgressUpdate, attribute, attribute_
 __all__ = [
     "Attribution", "BundleError", "CacheError", "Correction", "DEFAULT_PARAMS", "EagleError", "EvidenceScorer",
     "IMAGE_INDEPENDENT", "InputError", "LogisticScorer", "MAP_ENCODINGS", "MODES", "NewerBundleError",
-    "ProgressUpdate", "RegionSet", "ResultCache", "Scorer", "ScorerError", "region_map", "validation",
+    "ProgressUpdate", "RegionSet", "Scorer", "ScorerError", "region_map", "validation",
     "as_rgb_uint8", "attribute", "attribute_order", "auc", "correction_summary", "deletion_auc",
-    "import_reference_result", "insertion_auc", "load_attribution", "minimal_correction_ratio", "pixel_bands",
+    "insertion_auc", "load_attribution", "minimal_correction_ratio", "pixel_bands",
     "pixel_protocol", "pointing_game", "region_protocol", "region_scores", "reliance_scores", "save_attribution",
     "sensitive_tokens",
 ]

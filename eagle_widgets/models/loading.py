@@ -17,7 +17,7 @@ def load_session(model, processor=None, *, device: str | None = None, dtype: str
 
     `device` defaults to CUDA when available; `dtype` is "auto" (bfloat16 on CUDA, float32 on CPU),
     a name such as "float16", or a torch dtype; `device_map` is passed to `from_pretrained`.
-    `cache`: True (the default folder, `eagle_widgets.core.cache.default_cache_dir()`), a folder, a
+    `cache`: True (the default folder, `eagle_widgets.storage.default_cache_dir()`), a folder, a
     `ResultCache`, or False for none.
     """
     if isinstance(model, tuple):

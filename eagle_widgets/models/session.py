@@ -11,10 +11,10 @@ import numpy as np
 import torch
 
 from ..core import Attribution, RegionSet, attribute, validation
-from ..core.cache import CacheError, ResultCache, default_cache_dir, fingerprint
-from ..core.errors import EagleError, InputError, NotAVisionLanguageModel
+from ..core.errors import CacheError, EagleError, InputError, NotAVisionLanguageModel
 from ..core.images import as_rgb_uint8
 from ..core.metrics import SENSITIVE_THRESHOLD
+from ..storage.cache import ResultCache, default_cache_dir, fingerprint
 from .adapters import Adapter, adapter_class_for
 from .composition import NotComposable
 from .scoring import BatchedPixelScorer, MaskedInputScorer, ModelHandle, PixelSpaceScorer, TeacherForcedSequence

@@ -7,8 +7,9 @@ import textwrap
 
 import pytest
 from eagle_widgets import Explorer
-from eagle_widgets.core import CacheError, EagleError, InputError, ResultCache
+from eagle_widgets.core import CacheError, EagleError, InputError
 from eagle_widgets.demo import CAPTION_PROMPT, load_demo_session, make_scene
+from eagle_widgets.storage import ResultCache
 
 SCENE = make_scene(10 ** 6 + 21, n_objects=2)
 

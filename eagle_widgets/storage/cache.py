@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .attribution import Attribution
-from .bundle import load_attribution, save_attribution
-from .errors import BundleError, CacheError, NewerBundleError
+from ..core.attribution import Attribution
+from ..core.bundle import load_attribution, save_attribution
+from ..core.errors import BundleError, CacheError, NewerBundleError
 
 DEFAULT_MAX_BYTES = 512 * 2 ** 20
 SUFFIX = ".eagle"

@@ -5,7 +5,8 @@ import time
 
 import numpy as np
 import pytest
-from eagle_widgets.core import Attribution, CacheError, LogisticScorer, RegionSet, ResultCache, attribute
+from eagle_widgets.core import Attribution, CacheError, LogisticScorer, RegionSet, attribute
+from eagle_widgets.storage import ResultCache
 
 
 def _result(seed=0, n=(4, 5)):
@@ -85,7 +86,8 @@ def test_unwritable_folder_is_a_clear_error(tmp_path):
 WRITER = """
 import sys
 import numpy as np
-from eagle_widgets.core import LogisticScorer, RegionSet, ResultCache, attribute
+from eagle_widgets.core import LogisticScorer, RegionSet, attribute
+from eagle_widgets.storage import ResultCache
 rs = RegionSet.grid((20, 30), rows=4, cols=5)
 result = attribute(LogisticScorer.random(rs.n, 2, seed=int(sys.argv[2])), rs, mode="exact")
 cache = ResultCache(sys.argv[1])
@@ -160,7 +162,7 @@ def test_stale_temporary_files_are_counted_then_removed(tmp_path):
 
 
 def test_a_folder_this_process_cannot_write_is_read_only(tmp_path, monkeypatch):
-    from eagle_widgets.core import cache as cache_module
+    from eagle_widgets.storage import cache as cache_module
 
     writer = ResultCache(tmp_path)
     key = writer.key(["shared"])

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .attribution import Attribution
-from .errors import BundleError, EagleError
-from .images import as_rgb_uint8
-from .regions import RegionSet
+from ..core.attribution import Attribution
+from ..core.errors import BundleError, EagleError
+from ..core.images import as_rgb_uint8
+from ..core.regions import RegionSet
 
 _REQUIRED = ("region_area", "insertion_score", "deletion_score")
 

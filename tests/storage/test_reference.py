@@ -2,7 +2,8 @@ import json
 
 import numpy as np
 import pytest
-from eagle_widgets.core import BundleError, LogisticScorer, RegionSet, attribute, import_reference_result
+from eagle_widgets.core import BundleError, LogisticScorer, RegionSet, attribute
+from eagle_widgets.storage import import_reference_result
 
 
 def write_reference(folder, result, name="0001"):
