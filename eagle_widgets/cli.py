@@ -57,8 +57,8 @@ def _write(out: Path, name: str, result, gen, reliance) -> None:
     from .widgets.state import image_note
 
     result.save(out / f"{name}.eagle")
-    fig = explanation_figure(gen.image, gen.tokens, reliance.evidence, result, result.info["targets"], gen.special,
-                             title=f"{gen.prompt} → {gen.text}", note=image_note(result))
+    fig = explanation_figure(gen.image, gen.tokens, reliance.evidence, result, list(result.context.targets),
+                             gen.special, title=f"{gen.prompt} → {gen.text}", note=image_note(result))
     try:
         fig.savefig(out / f"{name}.png", dpi=110)
     except OSError as err:

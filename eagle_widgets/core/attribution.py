@@ -46,6 +46,34 @@ def region_map(order, scores, num_regions: int, encoding: str = "gain") -> np.nd
     return values
 
 
+@dataclass(frozen=True)
+class AnswerContext:
+    """What an explanation answers, typed: the model, the question and its generated answer, the explained
+    positions and the ids scored there (the generated ones, or e.g. the correct answer of a hallucination),
+    and how the scores were computed. Built once by whoever made the explanation."""
+
+    model: str = ""
+    family: str = ""
+    prompt: str = ""
+    answer: str = ""
+    generated_tokens: tuple[str, ...] = ()
+    generated_ids: tuple[int, ...] = ()
+    targets: tuple[int, ...] = ()
+    target_ids: tuple[int, ...] = ()
+    path: str = ""
+    batch_size: int | None = None
+    scoring: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {name: (list(v) if isinstance(v, tuple) else v) for name, v in self.__dict__.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> AnswerContext:
+        """From a dict (a bundle, or a version-1 bundle's `info`); unknown keys are left out."""
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in known.items()})
+
+
 @dataclass(eq=False)
 class Attribution:
     """Region order, trajectories and everything derived from them.
@@ -69,8 +97,10 @@ class Attribution:
     timings: dict = field(default_factory=dict)
     complete: bool = True
     token_labels: list[str] | None = None  # display strings of the T target tokens
-    info: dict = field(default_factory=dict)  # JSON-able context: model, prompt, target positions ...
+    info: dict = field(default_factory=dict)  # JSON-able extras of the user's (imports keep their source here)
     image: np.ndarray | None = None  # HxWx3 uint8, when known
+    context: AnswerContext | None = None  # what this explains (model, prompt, answer, targets ...), when known
+    cache_key: str | None = None  # provenance: the disk-cache key this result is stored under (saved)
     from_cache: bool = False  # provenance: read back from a disk cache rather than computed now (not saved)
 
     def __post_init__(self):

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .attribution import Attribution
+from .attribution import AnswerContext, Attribution
 from .errors import BundleError, EagleError, NewerBundleError
 from .regions import RegionSet
 from .validation import MAX_IMAGE_PIXELS
 
 SCHEMA = "eagle-widgets/attribution"
-VERSION = 1
+VERSION = 2  # 2: a typed answer context and the cache key; version 1 kept them in `info` (still read)
 _ARRAYS = ("labels", "areas", "insertion_tokens", "deletion_tokens", "p_full", "p_black")
 
 
@@ -37,6 +37,8 @@ def save_attribution(result: Attribution, path) -> Path:
         "complete": result.complete,
         "token_labels": result.token_labels,
         "info": result.info,
+        "context": result.context.to_dict() if result.context is not None else None,
+        "cache_key": result.cache_key,
         "region_method": result.regions.method,
     }
     labels = result.regions.labels
@@ -121,6 +123,9 @@ def load_attribution(path) -> Attribution:
     if missing:
         raise BundleError(f"{path} lacks the arrays {', '.join(missing)}")
     _check_values(path, meta, arrays)
+    info = meta.get("info") or {}
+    if not isinstance(info, dict):
+        raise BundleError(f"{path}: 'info' must be an object, got {type(info).__name__}")
     try:
         regions = RegionSet(arrays["labels"].astype(np.int32), method=meta.get("region_method", "labels"))
         return Attribution(
@@ -129,12 +134,23 @@ def load_attribution(path) -> Attribution:
             p_full=arrays["p_full"], p_black=arrays["p_black"], lambda1=meta["lambda1"], lambda2=meta["lambda2"],
             mode=meta["mode"], params=meta.get("params", {}), evaluations=meta.get("evaluations", 0),
             timings=meta.get("timings", {}), complete=meta.get("complete", True),
-            token_labels=meta.get("token_labels"), info=meta.get("info", {}), image=arrays.get("image"),
+            token_labels=meta.get("token_labels"), info=info, image=arrays.get("image"),
+            context=_context(meta, version, info), cache_key=meta.get("cache_key") or info.get("cache_key"),
         )
     except KeyError as err:
         raise BundleError(f"{path} lacks the field {err} in attribution.json") from None
     except (EagleError, TypeError, ValueError) as err:
         raise BundleError(f"{path} holds inconsistent data: {err}") from None
+
+
+def _context(meta: dict, version: int, info: dict) -> AnswerContext | None:
+    """Version 2 stores the answer context; version 1 kept its fields in `info`."""
+    raw = meta.get("context") if version >= 2 else (info if {"targets", "generated_tokens"} & set(info) else None)
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise BundleError(f"'context' must be an object, got {type(raw).__name__}")
+    return AnswerContext.from_dict(raw)
 
 
 def _array_shapes(npz_bytes: bytes) -> dict[str, tuple]:

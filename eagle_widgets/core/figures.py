@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .attribution import MAP_ENCODINGS, Attribution
+from .attribution import MAP_ENCODINGS, AnswerContext, Attribution
 from .colours import DEFAULT_STYLE, colour_bar, overlay_rgba
 
 _BLUE, _RED = np.array([31, 119, 180]) / 255, np.array([214, 39, 40]) / 255
@@ -129,9 +129,9 @@ def attribution_figure(result: Attribution, path=None, *, reliance=None, correct
         raise InputError("this result carries no image; set result.image (HxWx3 uint8) to draw its figure")
     if path is not None and Path(path).suffix.lower() not in FIGURE_FORMATS:
         raise InputError(f"save the figure as {', '.join(FIGURE_FORMATS)}; got {Path(path).name!r}")
-    info = result.info or {}
-    tokens = list(info.get("generated_tokens") or result.token_labels or [])
-    targets = list(info.get("targets") or range(len(tokens)))
+    context = result.context or AnswerContext()
+    tokens = list(context.generated_tokens or result.token_labels or [])
+    targets = list(context.targets or range(len(tokens)))
     if reliance is None:  # only the explained tokens' evidence is known from the result itself
         reliance = [None] * len(tokens)
         for t, e in zip(targets, np.clip(result.p_full - result.p_black, 0, 1)):
@@ -149,8 +149,8 @@ def attribution_figure(result: Attribution, path=None, *, reliance=None, correct
     ax = fig.add_subplot(grid[0, 1])
     ax.imshow(result.image)
     draw_map(ax, result, encoding, smooth)
-    explained = info.get("target_ids")
-    generated = info.get("generated_ids")
+    explained = context.target_ids or None
+    generated = context.generated_ids or None
     corrected_target = (explained is not None and generated is not None
                         and any(generated[t] != i for t, i in zip(targets, explained)))
     label = ", ".join(repr(t) for t in (result.token_labels or []))

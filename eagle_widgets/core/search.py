@@ -16,7 +16,7 @@ from .regions import RegionSet
 
 MODES = ("exact", "efficient", "early_stop")
 # What the caller knows about the answer and puts on the result when it is built (never patched on later).
-CONTEXT_FIELDS = ("token_labels", "image", "info")
+CONTEXT_FIELDS = ("token_labels", "image", "info", "context")
 DEFAULT_PARAMS = {
     "exact": {},
     "efficient": {"search_scope": 10, "pending_samples": 8, "update_step": 5},

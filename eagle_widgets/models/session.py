@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..core import Attribution, RegionSet, attribute, validation
+from ..core import AnswerContext, Attribution, RegionSet, attribute, validation
 from ..core.errors import CacheError, EagleError, InputError, NotAVisionLanguageModel
 from ..core.images import as_rgb_uint8
 from ..core.metrics import SENSITIVE_THRESHOLD
@@ -360,11 +360,13 @@ class ModelSession:
                 cached.from_cache = True
                 return cached
         targets = scorer.sequence.targets
-        context = {"token_labels": [generation.tokens[t] for t in targets], "image": generation.image, "info": {
-            "model": self.name, "family": self.family, "prompt": generation.prompt, "answer": generation.text,
-            "generated_tokens": generation.tokens, "generated_ids": generation.token_ids, "targets": targets,
-            "target_ids": scorer.sequence.target_ids.tolist(), "path": path, "batch_size": scorer.batch_size,
-            "scoring": scorer.describe()}}
+        answered = AnswerContext(
+            model=self.name, family=self.family, prompt=generation.prompt, answer=generation.text,
+            generated_tokens=tuple(generation.tokens), generated_ids=tuple(generation.token_ids),
+            targets=tuple(targets), target_ids=tuple(scorer.sequence.target_ids.tolist()), path=path,
+            batch_size=scorer.batch_size, scoring=scorer.describe())
+        context = {"token_labels": [generation.tokens[t] for t in targets], "image": generation.image,
+                   "context": answered}
         result = attribute(scorer, scorer.regions, mode=mode, lambda1=lambda1, lambda2=lambda2,
                            batch_size=scorer.batch_size, progress=progress, cancel=cancel, context=context, **params)
         if key is not None:

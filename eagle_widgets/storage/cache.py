@@ -128,7 +128,7 @@ class ResultCache:
             self._drop_if_unchanged(path, before, f"dropping a corrupt cache entry ({err})")
             self.misses += 1
             return None
-        stored = result.info.get("cache_key")
+        stored = result.cache_key
         if stored != key:  # never another question's answer; an entry from before keys were stored is replaced
             if stored is not None:
                 self._drop_if_unchanged(path, before, f"dropping a cache entry stored under the wrong key "
@@ -158,15 +158,14 @@ class ResultCache:
         """Store a complete result (partial ones are never cached) with its key; failures only warn."""
         if not result.complete or self.read_only:
             return
-        info = result.info
-        result.info = {**info, "cache_key": key}
+        before = result.cache_key
+        result.cache_key = key
         try:
             save_attribution(result, self._path(key))
         except BundleError as err:
+            result.cache_key = before
             warnings.warn(f"could not store the result in the cache: {err}", stacklevel=2)
             return
-        finally:
-            result.info = info
         self.evict()
 
     def _temporaries(self):

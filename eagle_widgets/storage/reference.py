@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.attribution import Attribution
+from ..core.attribution import AnswerContext, Attribution
 from ..core.errors import BundleError, EagleError
 from ..core.images import as_rgb_uint8
 from ..core.regions import RegionSet
@@ -105,10 +105,12 @@ def import_reference_result(json_path, npy_path=None, image=None) -> Attribution
     for key in ("location", "select_category", "question", "answer"):
         if key in meta:
             info[key] = meta[key]
+    context = None
     if isinstance(words, list):
-        info["generated_tokens"] = [str(w) for w in words]
-        if isinstance(selected, list):
-            info["targets"] = [int(i) for i in selected]
+        context = AnswerContext(
+            prompt=str(meta.get("question", "")), answer=str(meta.get("answer", "")),
+            generated_tokens=tuple(str(w) for w in words),
+            targets=tuple(int(i) for i in selected) if isinstance(selected, list) else ())
     rgb = None
     if image is not None:
         rgb = _load_image(image)
@@ -122,7 +124,7 @@ def import_reference_result(json_path, npy_path=None, image=None) -> Attribution
             insertion_tokens=np.vstack([del_tok[-1:], ins_tok]),  # nothing inserted = everything deleted
             deletion_tokens=np.vstack([ins_tok[-1:], del_tok]),
             p_full=p_full, p_black=p_black, mode="imported", complete=not uncovered.any(),
-            token_labels=token_labels, info=info, image=rgb)
+            token_labels=token_labels, info=info, image=rgb, context=context)
     except EagleError as err:
         raise BundleError(f"{json_path} holds inconsistent data: {err}") from None
 

@@ -158,3 +158,22 @@ def test_bundles_round_trip_exactly(tmp_path_factory, seed, rows, cols, tokens, 
     for name in ("areas", "insertion_tokens", "deletion_tokens", "p_full", "p_black"):
         np.testing.assert_array_equal(getattr(back, name), getattr(result, name))
     np.testing.assert_array_equal(back.regions.labels, result.regions.labels)
+
+
+def test_version_2_keeps_the_answer_context_and_version_1_is_still_read(tmp_path):
+    from eagle_widgets.core import AnswerContext, load_attribution
+
+    rs = RegionSet.grid((20, 30), rows=2, cols=3)
+    result = attribute(LogisticScorer.random(rs.n, 1, seed=0), rs, mode="exact")
+    result.context = AnswerContext(model="m", prompt="is there a moon ?", answer="yes", generated_tokens=("yes",),
+                                   generated_ids=(5,), targets=(0,), target_ids=(6,), scoring={"path": "fast"})
+    result.cache_key = "ab12"
+    path = tmp_path / "v2.eagle"
+    result.save(path)
+    back = load_attribution(path)
+    assert back.context == result.context and back.cache_key == "ab12"
+    # A version-1 bundle kept the same fields in `info`.
+    _rewrite(path, {"version": 1, "context": None, "cache_key": None,
+                    "info": {**result.context.to_dict(), "cache_key": "ab12"}})
+    old = load_attribution(path)
+    assert old.context == result.context and old.cache_key == "ab12"

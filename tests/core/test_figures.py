@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from eagle_widgets.core import InputError, LogisticScorer, RegionSet, attribute, minimal_correction_ratio
+from eagle_widgets.core import AnswerContext, InputError, LogisticScorer, RegionSet, attribute, minimal_correction_ratio
 
 
 @pytest.fixture
@@ -9,7 +9,7 @@ def result():
     r = attribute(LogisticScorer.random(rs.n, 1, seed=2), rs, mode="exact")
     r.image = np.random.default_rng(0).integers(0, 255, (40, 60, 3), dtype=np.uint8)
     r.token_labels = [" no"]
-    r.info = {"generated_tokens": ["yes", "</s>"], "generated_ids": [5, 2], "targets": [0], "target_ids": [6]}
+    r.context = AnswerContext(generated_tokens=("yes", "</s>"), generated_ids=(5, 2), targets=(0,), target_ids=(6,))
     return r
 
 

@@ -145,7 +145,7 @@ def test_processor_the_composers_cannot_reproduce_falls_back_to_published_steps(
     torch.testing.assert_close(scorer(visible), s.scorer(g, regions=regions, path="reference")(visible),
                                atol=1e-6, rtol=1e-5)
     result = s.explain(g, tokens=[0], regions=regions, mode="efficient")
-    assert result.info["scoring"]["composition"].startswith("none")
+    assert result.context.scoring["composition"].startswith("none")
 
 
 @pytest.mark.parametrize("family", ["llava", "qwen2_5_vl"])
@@ -154,7 +154,7 @@ def test_explain_and_reliance(family, sessions, generations):
     seen = []
     r = s.explain(g, tokens=[0], regions=8, mode="efficient", progress=seen.append)
     assert isinstance(r, Attribution) and r.complete and r.num_tokens == 1
-    assert r.token_labels == [g.tokens[0]] and r.info["targets"] == [0] and r.info["model"] == s.name
+    assert r.token_labels == [g.tokens[0]] and r.context.targets == (0,) and r.context.model == s.name
     assert seen and seen[-1].step == r.num_regions
     rel = s.reliance(g)
     assert rel.p_full.shape == rel.p_black.shape == (len(g),)
@@ -170,7 +170,7 @@ def test_hallucination_target_ids(sessions, generations):
     s, g = sessions("llava"), generations("llava")
     other = (g.token_ids[0] + 1) % len(s.tokenizer)
     r = s.explain(g, tokens=[0], regions=6, target_ids=[other], mode="early_stop")
-    assert r.info["target_ids"] == [other]
+    assert r.context.target_ids == (other,)
     with pytest.raises(InputError, match="entries for 1 selected"):
         s.scorer(g, tokens=[0], target_ids=[1, 2])
     with pytest.raises(InputError, match="outside the vocabulary"):

@@ -120,7 +120,7 @@ def test_entries_answer_only_their_own_key(tmp_path):
     cache = ResultCache(tmp_path)
     a, b = cache.key(["a"]), cache.key(["b"])
     cache.put(a, _result(0))
-    assert cache.get(a).info["cache_key"] == a
+    assert cache.get(a).cache_key == a
     # Another selection's result copied under b's name is not b's answer.
     cache._path(b).parent.mkdir(exist_ok=True)
     cache._path(b).write_bytes(cache._path(a).read_bytes())
