@@ -189,10 +189,10 @@ class Explorer(W.VBox):
         mode, regions = p.pop("mode"), p.pop("regions")
         try:
             request = self.session.request(self.generation, selection, regions)
-            label, labels = selection_label(request.token_labels), request.regions.labels
+            label = selection_label(request.token_labels)
             result = self.session.explain(
                 request, mode=mode, batch_size=self.batch_size,
-                progress=lambda update: self._on_progress(update, label, labels), cancel=cancel, **p)
+                progress=lambda update: self._on_progress(update, label, request.regions), cancel=cancel, **p)
         except EagleError as err:
             self._fail(str(err))
             return
@@ -234,7 +234,7 @@ class Explorer(W.VBox):
         elif self.heatmap.phase == "stale":  # back to the settings it was computed with
             self._show(self.result, summary(self.result), self._shown_key)
 
-    def _on_progress(self, update, label: str = "", labels=None) -> None:
+    def _on_progress(self, update, label: str, regions) -> None:
         now = time.perf_counter()
         if now - self._last_ui < 0.1 and update.step < update.total_steps:
             return  # keep the front end from drowning in messages
@@ -243,8 +243,8 @@ class Explorer(W.VBox):
         eta = "" if update.eta_s is None else f", about {update.eta_s:.0f} s left"
         self._set_status(f"{update.mode}: {update.step}/{update.total_steps} regions ranked, "
                          f"{update.evaluations}/{update.total_evaluations} evaluations{eta}")
-        if labels is not None and update.order:  # nothing ranked yet: no map to preview
-            self.heatmap.preview(update, label, labels)
+        if update.order:  # nothing ranked yet: no map to preview
+            self.heatmap.preview(update, label, regions)
 
     def _fail(self, message: str) -> None:
         self.state, self.error = "error", message

@@ -124,10 +124,8 @@ def _script_text(text: str) -> str:
 def explorer_page(explorer) -> str:
     """The HTML of `explorer` with every complete explanation computed so far (and a cancelled partial one)."""
     gen = explorer.generation
-    results = {}
-    for selection, result in explorer.explanations().items():
-        results[tuple(selection)] = result
-    explanations = [_explanation(gen, list(selection), result) for selection, result in results.items()]
+    explanations = [_explanation(gen, list(selection), result)
+                    for selection, result in explorer.explanations().items()]
     data = {
         "strip": {"tokens": list(gen.tokens), "reliance": list(explorer.strip.reliance),
                   "special": list(gen.special), "selection": list(explorer.selection)},

@@ -9,7 +9,7 @@ from ..core.attribution import IMAGE_INDEPENDENT, MAP_ENCODINGS, Attribution, re
 DEFAULT_ENCODING = "gain"
 ENCODING_TITLES = {"gain": "gain share", "paper": "paper's normalisation"}
 
-def legend(encoding: str, result: Attribution | None = None, scores=None, order=None) -> str:
+def legend(encoding: str, result: Attribution | None = None, scores=None) -> str:
     """The colour bar's title: what a colour means, with the scale of this result's gains."""
     top = ""
     gains = np.diff(np.asarray(result.scores if result is not None else scores or [], dtype=np.float64))

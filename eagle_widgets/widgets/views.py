@@ -125,6 +125,7 @@ class HeatmapView(_View):
     def __init__(self, image=None, result: Attribution | None = None, **kwargs):
         super().__init__(**kwargs)
         self.result: Attribution | None = None
+        self._sent_regions = None  # the RegionSet whose label map the front end holds
         if image is not None:
             self.set_image(image)
         if result is not None:
@@ -148,6 +149,7 @@ class HeatmapView(_View):
         if labels.max() >= 65536:
             raise InputError("the heatmap view draws at most 65536 regions")
         self.labels = labels.astype("<u2").tobytes()
+        self._sent_regions = None  # a label map given directly: no RegionSet stands for it
 
     def show(self, result: Attribution) -> None:
         """Draw `result` (complete or partial) in the current encoding."""
@@ -155,17 +157,22 @@ class HeatmapView(_View):
             self.set_image(result.image)
         state = heatmap_state(result, self.encoding)
         with self.hold_sync():
-            self.set_regions(result.regions.labels)
+            if self._sent_regions is not result.regions:
+                self.set_regions(result.regions.labels)
+                self._sent_regions = result.regions
             for name, value in state.items():
                 setattr(self, name, value)
             self.step = min(self.step, len(result.order))
         self.result = result
 
-    def preview(self, update, selection: str, labels: np.ndarray) -> None:
-        """The regions ranked so far while a search runs, in the same encoding as the final map."""
-        state = preview_state(update, int(labels.max()) + 1, selection, self.encoding)
+    def preview(self, update, selection: str, regions) -> None:
+        """The regions ranked so far while a search runs (over `regions`, a RegionSet), in the same encoding as
+        the final map. The label map is sent once per run, not with every update."""
+        state = preview_state(update, regions.n, selection, self.encoding)
         with self.hold_sync():
-            self.set_regions(labels)
+            if self._sent_regions is not regions:
+                self.set_regions(regions.labels)
+                self._sent_regions = regions
             for name, value in state.items():
                 setattr(self, name, value)
             self.step = 0

@@ -126,3 +126,18 @@ def test_modality_chart_from_reliance():
     assert chart.reliance == pytest.approx([0.0, 0.85]) and chart.p_black == pytest.approx([0.99, 0.1])
     with pytest.raises(InputError):
         chart.selection = [-1]
+
+
+def test_the_label_map_is_sent_once_per_region_set():
+    regions, result = _dominant()
+    heat = HeatmapView(np.zeros((40, 40, 3), np.uint8))
+    sent = []
+    heat.observe(lambda change: sent.append(change), names="labels")
+    for k in (1, 2, 3):
+        heat.preview(ProgressUpdate(mode="exact", step=k, total_steps=regions.n, evaluations=k, total_evaluations=272,
+                                    elapsed_s=0.1, order=tuple(result.order[:k]), scores=tuple(result.scores[:k + 1])),
+                     "' red'", regions)
+    heat.show(result)  # the same RegionSet: nothing to resend
+    assert len(sent) == 1
+    heat.show(attribute(EvidenceScorer(9, [4]), RegionSet.grid((40, 40), rows=3, cols=3)))
+    assert len(sent) == 2
