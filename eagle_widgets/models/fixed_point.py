@@ -111,9 +111,9 @@ class RegionPolynomial:
         first = vstack([f for f, _, _ in direct]).tocsr()
         pair_element, pair_row, pair_tap = map(np.concatenate, (pair_element, pair_row, pair_tap))
         # Triples (pair, region, first-pass sum of that region's pixels) and each element's regions.
-        entries = np.diff(first.indptr)[pair_row]
-        entry = ragged(first.indptr[pair_row], entries)
-        triple_pair = np.repeat(np.arange(len(pair_row)), entries)
+        per_pair = np.diff(first.indptr)[pair_row]
+        entry = ragged(first.indptr[pair_row], per_pair)
+        triple_pair = np.repeat(np.arange(len(pair_row)), per_pair)
         triple_region, triple_sum = first.indices[entry], first.data[entry]
         # Each element's regions, sorted (scipy's CSR conversion sorts without a general sort), and each
         # triple's region's rank among them.
@@ -130,13 +130,13 @@ class RegionPolynomial:
         if width.max(initial=0) > LOOKUP_REGIONS:
             raise self.TooWide()
         self.elements = len(source)
-        entry_element, entry_regions, entry_coefficient, entries = [], [], [], 0
+        entry_element, entry_regions, entry_coefficient, coefficients_total = [], [], [], 0
         for k in range(1, int(width.max(initial=0)) + 1):
             at = np.flatnonzero(width == k)
             if not len(at):
                 continue
-            entries += len(at) * 2 ** k
-            if entries * 16 > LOOKUP_BYTES:  # at most 2**k coefficients per element, each ~16 bytes
+            coefficients_total += len(at) * 2 ** k
+            if coefficients_total * 16 > LOOKUP_BYTES:  # at most 2**k coefficients per element, each ~16 bytes
                 raise self.TooWide()
             values = []
             per_chunk = max(1, LOOKUP_WORK // (2 ** k * 16 * max(1, len(pair_row) // max(1, len(source)))))
@@ -162,15 +162,15 @@ class RegionPolynomial:
         entry_regions = entry_regions[:, :width]
         if (n + 1) ** width < 2 ** 62:  # one integer key per product: a 1-d unique is much faster
             keys = entry_regions @ ((n + 1) ** np.arange(width))
-            keys, first, feature_of = np.unique(keys, return_index=True, return_inverse=True)
-            features = entry_regions[first]
+            keys, first_entry, feature_of = np.unique(keys, return_index=True, return_inverse=True)
+            features = entry_regions[first_entry]
         else:
             features, feature_of = np.unique(entry_regions, axis=0, return_inverse=True)
         self.features = torch.from_numpy(np.ascontiguousarray(features))  # [P, width]
         order = np.lexsort((feature_of.reshape(-1), entry_element))
-        self.matrix = torch.sparse_csr_tensor(
-            *csr_parts(entry_element[order], feature_of.reshape(-1)[order], entry_coefficient[order].astype(np.float32),
-                  self.elements), size=(self.elements, len(features)), check_invariants=True)
+        parts = csr_parts(entry_element[order], feature_of.reshape(-1)[order],
+                          entry_coefficient[order].astype(np.float32), self.elements)
+        self.matrix = torch.sparse_csr_tensor(*parts, size=(self.elements, len(features)), check_invariants=True)
 
     @staticmethod
     def _values(elements, k, pair_element, pair_tap, triple_pair, local, triple_sum) -> np.ndarray:
