@@ -141,3 +141,13 @@ def test_the_label_map_is_sent_once_per_region_set():
     assert len(sent) == 1
     heat.show(attribute(EvidenceScorer(9, [4]), RegionSet.grid((40, 40), rows=3, cols=3)))
     assert len(sent) == 2
+
+
+@pytest.mark.parametrize("style", ["spotlight", "colour"])
+def test_figures_and_views_draw_a_value_alike(style):
+    from eagle_widgets.core.colours import overlay_pixel
+
+    values = np.linspace(0, 1, 101)
+    rgba = overlay_rgba(values, style)
+    for v, (r, g, b, a) in zip(values, rgba):
+        assert np.allclose([r * 255, g * 255, b * 255, a * 255], overlay_pixel(v, style), atol=0.51)
