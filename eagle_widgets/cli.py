@@ -53,7 +53,7 @@ def _pick_tokens(gen, tokens, words) -> list[int] | None:
 
 def _write(out: Path, name: str, result, gen, reliance) -> None:
     from .core.errors import EagleError
-    from .core.figures import explanation_figure
+    from .display.figures import explanation_figure
     from .widgets.state import image_note
 
     result.save(out / f"{name}.eagle")

@@ -8,8 +8,8 @@ import numpy as np
 
 from ..core import RegionSet, minimal_correction_ratio, pixel_protocol, pointing_game, region_protocol
 from ..core.faithfulness import PIXEL_STEPS
-from ..models.memory import PeakMemory
 from ..models.session import Generation, ModelSession
+from .memory import PeakMemory
 from .methods import BASELINES, explain_baseline
 
 METHODS = ("eagle", *BASELINES)

@@ -11,8 +11,8 @@ import torch
 from ..core import pointing_game
 from ..core.errors import InputError
 from ..models.adapters import UnsupportedModel
-from ..models.memory import PeakMemory
 from ..models.session import Generation, ModelSession
+from .memory import PeakMemory
 
 
 @dataclass(eq=False)

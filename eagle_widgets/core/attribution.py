@@ -239,19 +239,6 @@ class Attribution:
     def pointing_game(self, *, box=None, mask=None) -> bool:
         return metrics.pointing_game(self.pixel_map(encoding="paper"), box=box, mask=mask)
 
-    def figure(self, path=None, *, reliance=None, correction=None, smooth: float = 1.5, encoding: str = "gain",
-               title: str | None = None, dpi: int = 150):
-        """A publication figure: the image, the map over it with a colour bar, and the answer as a token strip
-        coloured by reliance on the image (explained tokens boxed). `reliance`: one value per generated
-        token (e.g. `session.reliance(gen).evidence`; by default only the explained tokens are coloured).
-        `correction` (a `Correction`) adds the image with the removed regions and says whether the answer was
-        corrected. `encoding` is the map's normalisation (see `MAP_ENCODINGS`), named on the colour bar. Saved to
-        `path` (.png, .svg or .pdf) when given; returns the matplotlib Figure."""
-        from .figures import attribution_figure
-
-        return attribution_figure(self, path, reliance=reliance, correction=correction, smooth=smooth,
-                                  encoding=encoding, title=title, dpi=dpi)
-
     # -- persistence ----------------------------------------------------------------------------
     def save(self, path) -> None:
         from .bundle import save_attribution

@@ -292,7 +292,7 @@ class Explorer(W.VBox):
 
     def snapshot_png(self) -> bytes:
         """A picture of the current state (what a saved notebook shows without a kernel)."""
-        from ..core.figures import explanation_figure, figure_png
+        from ..display.figures import explanation_figure, figure_png
 
         shown = self.result if self.state in ("done", "cancelled") else None
         fig = explanation_figure(self.generation.image, self.generation.tokens, self.strip.reliance, shown,

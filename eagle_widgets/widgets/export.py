@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 
 from ..core.attribution import MAP_ENCODINGS
-from ..core.colours import DEFAULT_STYLE, OVERLAY_OPACITY, drawing
 from ..core.errors import EagleError, InputError
+from ..display.colours import DEFAULT_STYLE, OVERLAY_OPACITY, drawing
 from .state import EMPTY_CURVES, EMPTY_HEATMAP, curves_state, heatmap_state, summary
 
 _STATIC = Path(__file__).resolve().parent / "static"

@@ -11,9 +11,9 @@ import traitlets
 
 from ..core import validation
 from ..core.attribution import MAP_ENCODINGS, Attribution
-from ..core.colours import DEFAULT_STYLE, OVERLAY_OPACITY, STYLES, drawing
 from ..core.errors import InputError
 from ..core.images import as_rgb_uint8
+from ..display.colours import DEFAULT_STYLE, OVERLAY_OPACITY, STYLES, drawing
 from .state import DEFAULT_ENCODING, EMPTY_CURVES, EMPTY_HEATMAP, curves_state, heatmap_state, preview_state
 
 _STATIC = Path(__file__).resolve().parent / "static"
@@ -119,7 +119,7 @@ class HeatmapView(_View):
     note = traitlets.Unicode("").tag(sync=True)
     caption = traitlets.Unicode("").tag(sync=True)
     phase = traitlets.Unicode("empty").tag(sync=True)  # empty, running, done, partial, stale
-    style = traitlets.Enum(list(STYLES), DEFAULT_STYLE).tag(sync=True)  # how the map is drawn (core.colours)
+    style = traitlets.Enum(list(STYLES), DEFAULT_STYLE).tag(sync=True)  # how the map is drawn (display.colours)
     drawing = traitlets.Dict(drawing()).tag(sync=True)  # palette, veil and colour bars: fixed
 
     def __init__(self, image=None, result: Attribution | None = None, **kwargs):

@@ -1,7 +1,7 @@
 """What the heatmap should draw, for comparing with canvas pixels (used by the tests and inside test kernels)."""
 
 import numpy as np
-from eagle_widgets.core.colours import DEFAULT_STYLE, overlay_pixel
+from eagle_widgets.display.colours import DEFAULT_STYLE, overlay_pixel
 
 
 def region_probes(labels: np.ndarray) -> dict[int, tuple[int, int]]:
@@ -17,7 +17,7 @@ def region_probes(labels: np.ndarray) -> dict[int, tuple[int, int]]:
 
 
 def expectations(labels: np.ndarray, values, style: str = DEFAULT_STYLE) -> list[dict]:
-    """[{x, y, rgba}] for every region of a drawn map: the overlay pixel core.colours gives its value."""
+    """[{x, y, rgba}] for every region of a drawn map: the overlay pixel display.colours gives its value."""
     return [{"region": r, "x": x, "y": y, "rgba": list(map(float, overlay_pixel(values[r], style)))}
             for r, (y, x) in region_probes(labels).items()]
 

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 from eagle_widgets.core import EagleError, EvidenceScorer, InputError, RegionSet, attribute, validation
-from eagle_widgets.core.figures import explanation_figure, figure_png
 from eagle_widgets.core.images import as_rgb_uint8
+from eagle_widgets.display.figures import explanation_figure, figure_png
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image

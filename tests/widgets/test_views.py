@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 from eagle_widgets.core import EvidenceScorer, InputError, ProgressUpdate, RegionSet, attribute
-from eagle_widgets.core.colours import OVERLAY_OPACITY, overlay_rgba
+from eagle_widgets.display.colours import OVERLAY_OPACITY, overlay_rgba
 from eagle_widgets.widgets import CurvesView, HeatmapView, ModalityChart, TokenStrip
 from eagle_widgets.widgets.state import curves_state, heatmap_state, image_note, preview_state, summary
 
@@ -145,7 +145,7 @@ def test_the_label_map_is_sent_once_per_region_set():
 
 @pytest.mark.parametrize("style", ["spotlight", "colour"])
 def test_figures_and_views_draw_a_value_alike(style):
-    from eagle_widgets.core.colours import overlay_pixel
+    from eagle_widgets.display.colours import overlay_pixel
 
     values = np.linspace(0, 1, 101)
     rgba = overlay_rgba(values, style)

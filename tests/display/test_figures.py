@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 from eagle_widgets.core import AnswerContext, InputError, LogisticScorer, RegionSet, attribute, minimal_correction_ratio
+from eagle_widgets.display import attribution_figure
 
 
 @pytest.fixture
@@ -16,7 +17,7 @@ def result():
 @pytest.mark.parametrize("suffix", [".png", ".svg", ".pdf"])
 def test_figure_saves_each_format(tmp_path, result, suffix):
     path = tmp_path / f"fig{suffix}"
-    fig = result.figure(path, reliance=[0.1, 0.0])
+    fig = attribution_figure(result, path, reliance=[0.1, 0.0])
     assert path.stat().st_size > 1000
     head = path.read_bytes()[:8]
     assert {".png": b"\x89PNG", ".svg": b"<?xml", ".pdf": b"%PDF"}[suffix] in head
@@ -28,7 +29,7 @@ def test_figure_saves_each_format(tmp_path, result, suffix):
 def test_figure_with_the_correction(result):
     correction = minimal_correction_ratio(result.order, result.regions.area_fractions,
                                           lambda vis: (~vis).sum(axis=1) >= 2)
-    fig = result.figure(correction=correction)
+    fig = attribution_figure(result, correction=correction)
     titles = [ax.get_title() for ax in fig.axes]
     assert any(t.startswith("corrected after removing") for t in titles)
     shown = [ax.images[0].get_array() for ax in fig.axes if ax.images and ax.get_title().startswith("corrected")][0]
@@ -37,9 +38,9 @@ def test_figure_with_the_correction(result):
 
 def test_figure_errors(tmp_path, result):
     with pytest.raises(InputError, match=r"\.png, \.svg, \.pdf"):
-        result.figure(tmp_path / "fig.jpg")
+        attribution_figure(result, tmp_path / "fig.jpg")
     with pytest.raises(InputError, match="reliance has 3 values for 2 tokens"):
-        result.figure(reliance=[0, 0, 0])
+        attribution_figure(result, reliance=[0, 0, 0])
     result.image = None
     with pytest.raises(InputError, match="carries no image"):
-        result.figure()
+        attribution_figure(result)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .attribution import MAP_ENCODINGS, AnswerContext, Attribution
+from ..core.attribution import MAP_ENCODINGS, AnswerContext, Attribution
 from .colours import DEFAULT_STYLE, colour_bar, overlay_rgba
 
 _BLUE, _RED = np.array([31, 119, 180]) / 255, np.array([214, 39, 40]) / 255
@@ -62,7 +62,7 @@ def _colour_bar(fig, ax, encoding: str, result: Attribution, style: str = DEFAUL
 
 def draw_map(ax, result: Attribution, encoding: str = "gain", smooth: float = 1.5,
              style: str = DEFAULT_STYLE) -> None:
-    """The map over the image on `ax`, as the widgets draw it (see `core.colours`)."""
+    """The map over the image on `ax`, as the widgets draw it (see `display.colours`)."""
     ax.imshow(overlay_rgba(result.pixel_map(smooth=smooth, encoding=encoding), style))
 
 
@@ -117,11 +117,16 @@ FIGURE_FORMATS = (".png", ".svg", ".pdf")
 
 def attribution_figure(result: Attribution, path=None, *, reliance=None, correction=None, smooth: float = 1.5,
                        encoding: str = "gain", title: str | None = None, dpi: int = 150):
-    """A publication figure of one explanation (see `Attribution.figure`)."""
+    """A publication figure: the image, the map over it with a colour bar, and the answer as a token strip
+    coloured by reliance on the image (explained tokens boxed). `reliance`: one value per generated
+    token (e.g. `session.reliance(gen).evidence`; by default only the explained tokens are coloured).
+    `correction` (a `Correction`) adds the image with the removed regions and says whether the answer was
+    corrected. `encoding` is the map's normalisation (see `MAP_ENCODINGS`), named on the colour bar. Saved to
+    `path` (.png, .svg or .pdf) when given; returns the matplotlib Figure."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from .errors import InputError
+    from ..core.errors import InputError
 
     if encoding not in MAP_ENCODINGS:
         raise InputError(f"the map encoding is one of {', '.join(MAP_ENCODINGS)}; got {encoding!r}")
