@@ -27,8 +27,8 @@ def compare_methods(session: ModelSession, generation: Generation, tokens=None, 
     the region protocol (regions by mean map value), pointing game on `mask`/`box` when given, wall time
     and peak memory of the explanation. EAGLE is scored on its own region trajectory in both protocols
     (the published protocol does so too)."""
-    session.targets(generation, tokens)  # a clear error for a foreign generation or a bad selection
-    rs = session.regions(generation, regions)
+    request = session.request(generation, tokens, regions, target_ids=target_ids)  # checked once, used by all
+    rs = request.regions
     baseline_params = baseline_params or {}
     rows: dict[str, dict] = {}
     for method in methods:
@@ -36,18 +36,17 @@ def compare_methods(session: ModelSession, generation: Generation, tokens=None, 
             t0 = time.perf_counter()
             with PeakMemory(session.device) as peak:
                 # No disk cache: a cached result would report no time and no memory.
-                result = session.explain(generation, tokens, regions=rs, mode=eagle_mode, target_ids=target_ids,
-                                         use_cache=False)
+                result = session.explain(request, mode=eagle_mode, use_cache=False)
             row = {"seconds": time.perf_counter() - t0, "peak_memory_bytes": peak.bytes,
                    **_curve_metrics(result, "pixel"), **_curve_metrics(result, "region"), "order": result.order}
             saliency = result.pixel_map(encoding="paper")  # monotone in the region order, as published
         else:
-            smap = explain_baseline(method, session, generation, tokens, regions=rs, target_ids=target_ids,
-                                    **baseline_params.get(method, {}))
+            smap = explain_baseline(method, session, request, **baseline_params.get(method, {}))
             saliency = smap.values
 
             def scorer_for(r):
-                return session.scorer(generation, tokens, r, target_ids=target_ids)
+                return session.scorer(request.generation, list(request.targets), r,
+                                      target_ids=list(request.target_ids))
 
             by_region = region_protocol(scorer_for, rs, saliency)
             row = {"seconds": smap.seconds, "peak_memory_bytes": smap.peak_memory_bytes,

@@ -11,7 +11,7 @@ import torch
 from ..core import pointing_game
 from ..core.errors import InputError
 from ..models.adapters import UnsupportedModel
-from ..models.session import Generation, ModelSession
+from ..models.session import ExplanationRequest, Generation, ModelSession
 from .memory import PeakMemory
 
 
@@ -65,18 +65,19 @@ class Baseline:
             raise UnsupportedModel("tam applies the lm_head to hidden states, but the model exposes no output "
                                    "embeddings")
 
-    def explain(self, session: ModelSession, generation: Generation, tokens=None, *, regions=64,
-                target_ids=None) -> SaliencyMap:
+    def explain(self, session: ModelSession, generation: Generation | ExplanationRequest, tokens=None, *,
+                regions=64, target_ids=None) -> SaliencyMap:
+        """The map of `tokens` of `generation` (or of an `ExplanationRequest`, taken as it is)."""
         self.check(session)
-        targets = session.targets(generation, tokens)
+        request = session.request(generation, tokens, regions, target_ids=target_ids)
         t0 = time.perf_counter()
         with PeakMemory(session.device) as peak:
-            values, token_values = self._compute(session, generation, targets, regions, target_ids)
-        return SaliencyMap(self.name, np.asarray(values, dtype=np.float32), targets,
-                           [generation.tokens[t] for t in targets], dict(self.params), time.perf_counter() - t0,
-                           peak.bytes, token_values)
+            values, token_values = self._compute(session, request)
+        return SaliencyMap(self.name, np.asarray(values, dtype=np.float32), list(request.targets),
+                           request.token_labels, dict(self.params), time.perf_counter() - t0, peak.bytes,
+                           token_values)
 
-    def _compute(self, session, generation, targets, regions, target_ids):
+    def _compute(self, session: ModelSession, request: ExplanationRequest):
         raise NotImplementedError
 
 
@@ -87,8 +88,8 @@ class RandomOrder(Baseline):
     needs = ("regions",)
     defaults = {"seed": 0}
 
-    def _compute(self, session, generation, targets, regions, target_ids):
-        rs = session.regions(generation, regions)
+    def _compute(self, session, request):
+        rs = request.regions
         rank = np.random.default_rng(self.params["seed"]).permutation(rs.n)
         return rs.values_to_pixels(1.0 - rank / max(1, rs.n - 1)), None
 
@@ -100,8 +101,8 @@ class RegionOcclusion(Baseline):
     needs = ("regions",)
     defaults = {}
 
-    def _compute(self, session, generation, targets, regions, target_ids):
-        scorer = session.scorer(generation, targets, regions, target_ids=target_ids)
+    def _compute(self, session, request):
+        scorer = session.scorer(request)
         n = scorer.num_regions
         visible = torch.cat([torch.ones(1, n, dtype=torch.bool), ~torch.eye(n, dtype=torch.bool)])
         p = scorer(visible).double().mean(dim=1).numpy()
@@ -111,8 +112,9 @@ class RegionOcclusion(Baseline):
 class _TokenMethod(Baseline):
     """Shared by the methods that read the image tokens inside the language model."""
 
-    def _setup(self, session, generation, targets, target_ids):
-        seq = session.sequence(generation, targets, target_ids=target_ids)
+    def _setup(self, session, request):
+        generation = request.generation
+        seq = session.sequence(generation, list(request.targets), target_ids=list(request.target_ids))
         inputs = seq.model_inputs(session.device, session.model_dtype)
         image_pos = (inputs["input_ids"][0] == session.image_token_id).nonzero().flatten()
         tmap = session.token_map(generation, seq.text_inputs)
@@ -130,8 +132,8 @@ class LlavaCAM(_TokenMethod):
     needs = ("gradients", "hidden_states", "image_token_grid")
     defaults = {"layer": None, "noise_copies": 0, "noise_std": 0.1, "seed": 0}
 
-    def _compute(self, session, generation, targets, regions, target_ids):
-        seq, inputs, image_pos, tmap = self._setup(session, generation, targets, target_ids)
+    def _compute(self, session, request):
+        seq, inputs, image_pos, tmap = self._setup(session, request)
         layers = session.model.config.get_text_config().num_hidden_layers
         # The middle layer by default: the last one's post-norm states gave all-zero maps after the ReLU.
         layer = self.params["layer"] if self.params["layer"] is not None else (layers + 1) // 2
@@ -192,8 +194,8 @@ class TokenActivationMap(_TokenMethod):
     needs = ("hidden_states", "image_token_grid")
     defaults = {"interference": True, "filter_size": 3}
 
-    def _compute(self, session, generation, targets, regions, target_ids):
-        seq, inputs, image_pos, tmap = self._setup(session, generation, targets, target_ids)
+    def _compute(self, session, request):
+        seq, inputs, image_pos, tmap = self._setup(session, request)
         with torch.inference_mode():
             out = session.model(**inputs, output_hidden_states=True, logits_to_keep=1, use_cache=False)
         hidden = out.hidden_states[-1][0].float()
@@ -235,8 +237,8 @@ BASELINES: dict[str, type[Baseline]] = {
     cls.name: cls for cls in (RandomOrder, RegionOcclusion, LlavaCAM, TokenActivationMap)}
 
 
-def explain_baseline(method: str, session: ModelSession, generation: Generation, tokens=None, *, regions=64,
-                     target_ids=None, **params) -> SaliencyMap:
+def explain_baseline(method: str, session: ModelSession, generation: Generation | ExplanationRequest, tokens=None, *,
+                     regions=64, target_ids=None, **params) -> SaliencyMap:
     """Run the baseline called `method` (see `BASELINES`) on `tokens` of `generation`."""
     cls = BASELINES.get(method)
     if cls is None:

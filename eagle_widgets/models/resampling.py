@@ -34,10 +34,14 @@ def _sinc(x):
     return np.where(x == 0.0, 1.0, y)
 
 
+_HAMMING_A, _HAMMING_B = float(np.float32(0.54)), float(np.float32(0.46))
+
+
 def _hamming(x):
     x = np.abs(x)
     with np.errstate(invalid="ignore", divide="ignore"):
-        y = np.sin(x * np.pi) / (x * np.pi) * (0.54 + 0.46 * np.cos(x * np.pi))
+        # Pillow writes the constants as C floats (0.54f, 0.46f): their float32 values, to the last bit.
+        y = np.sin(x * np.pi) / (x * np.pi) * (_HAMMING_A + _HAMMING_B * np.cos(x * np.pi))
     return np.where(x == 0.0, 1.0, np.where(x >= 1.0, 0.0, y))
 
 
@@ -61,9 +65,10 @@ def coefficients(in_size: int, out_size: int, resample: int) -> tuple[np.ndarray
     xmin = np.maximum(np.trunc(center - support + 0.5).astype(np.int64), 0)
     xmax = np.minimum(np.trunc(center + support + 0.5).astype(np.int64), in_size) - xmin
     taps = np.arange(ksize)
-    w = filt((taps[None, :] + xmin[:, None] - center[:, None] + 0.5) / filterscale)
+    # As Pillow computes them, to the last bit: times the reciprocal scale, then summed in tap order.
+    w = filt((taps[None, :] + xmin[:, None] - center[:, None] + 0.5) * (1.0 / filterscale))
     w = np.where(taps[None, :] < xmax[:, None], w, 0.0)
-    total = w.sum(axis=1, keepdims=True)
+    total = np.add.accumulate(w, axis=1)[:, -1:]
     w = np.where(total != 0.0, w / np.where(total == 0.0, 1.0, total), w)
     fixed = np.where(w < 0, np.trunc(-0.5 + w * (1 << PRECISION_BITS)), np.trunc(0.5 + w * (1 << PRECISION_BITS)))
     return xmin, fixed.astype(np.int64)
