@@ -8,8 +8,6 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
 
 def _terminal_progress(update) -> None:
     eta = "" if update.eta_s is None else f", about {update.eta_s:4.0f} s left"
@@ -18,37 +16,6 @@ def _terminal_progress(update) -> None:
     if update.step == update.total_steps:
         sys.stderr.write("\n")
     sys.stderr.flush()
-
-
-def _load_image(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    from .core.errors import InputError
-    from .core.images import as_rgb_uint8
-
-    try:
-        with Image.open(path) as im:
-            return as_rgb_uint8(im)
-    except FileNotFoundError:
-        raise InputError(f"no such image file: {path}") from None
-    except IsADirectoryError:
-        raise InputError(f"{path} is a folder, not an image file") from None
-    except Image.DecompressionBombError as err:
-        raise InputError(f"{path} is too large to decode safely ({err})") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise InputError(f"cannot read {path} as an image ({err})") from None
-
-
-def _pick_tokens(gen, tokens, words) -> list[int] | None:
-    from .core.errors import InputError
-
-    if words:
-        stripped = [t.strip() for t in gen.tokens]
-        missing = [w for w in words if w not in stripped]
-        if missing:
-            raise InputError(f"the answer has no token {missing[0]!r}; its tokens are {stripped}")
-        return sorted({stripped.index(w) for w in words})
-    return tokens or None
 
 
 def _write(out: Path, name: str, result, gen, reliance) -> None:
@@ -95,7 +62,7 @@ def _explain(session, image, prompt, out: Path, tokens, words, mode, regions, ma
     print(f"Q: {prompt}\nA: {gen.text}")
     print("tokens: " + " ".join(f"[{i}]{t!r}" for i, t in enumerate(gen.tokens)))
     reliance = session.reliance(gen)
-    selection = _pick_tokens(gen, tokens, words)
+    selection = gen.positions_of(words) if words else (tokens or None)
     result = session.explain(gen, tokens=selection, regions=regions, mode=mode, progress=_terminal_progress)
     # The answer first: whatever happens to the figure, the outputs that exist belong together.
     (out / "answer.json").write_text(json.dumps({
@@ -147,9 +114,10 @@ def main(argv=None) -> int:
             words = [scene.objects[0].shape]
             return _explain(session, scene.image, CAPTION_PROMPT, args.out, None, words, args.mode, args.regions,
                             args.max_new_tokens)
+        from .core.images import load_image
         from .models import load_session
 
-        image = _load_image(args.image)
+        image = load_image(args.image)
         if args.model is None:
             from .demo import load_demo_session
 

@@ -69,3 +69,23 @@ def as_rgb_uint8(image, *, name: str = "image") -> np.ndarray:
             )
         return np.ascontiguousarray(np.round(arr * 255.0).astype(np.uint8))
     raise InputError(f"{name} has dtype {arr.dtype}; use uint8 (0..255) or float (0..1)")
+
+
+def load_image(path) -> np.ndarray:
+    """The image file at `path` as HxWx3 uint8 RGB; a missing, unreadable or oversized file is an InputError."""
+    from pathlib import Path
+
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            return as_rgb_uint8(im)
+    except FileNotFoundError:
+        raise InputError(f"no such image file: {path}") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a folder, not an image file") from None
+    except Image.DecompressionBombError as err:
+        raise InputError(f"{path} is too large to decode safely ({err})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise InputError(f"cannot read {path} as an image ({err})") from None

@@ -44,6 +44,14 @@ class Generation:
     def __len__(self) -> int:
         return len(self.token_ids)
 
+    def positions_of(self, words) -> list[int]:
+        """The answer positions of `words` (each the first token that reads it, spaces stripped)."""
+        stripped = [t.strip() for t in self.tokens]
+        missing = [w for w in words if w not in stripped]
+        if missing:
+            raise InputError(f"the answer has no token {missing[0]!r}; its tokens are {stripped}")
+        return sorted({stripped.index(w) for w in words})
+
     def __repr__(self) -> str:
         return f"Generation(text={self.text!r}, tokens={len(self.token_ids)}, model={self.model_name!r})"
 
@@ -150,23 +158,48 @@ class ModelSession:
         return int(value) if isinstance(value, int) and value > 0 else None
 
     # -- generation ---------------------------------------------------------------------------
-    def generate(self, image, prompt: str, max_new_tokens: int = 64) -> Generation:
-        """Greedy answer (do_sample=False, num_beams=1) to `prompt` about `image`."""
+    def _encode_prompt(self, image, prompt: str, answer_tokens: int) -> tuple[np.ndarray, str, dict]:
+        """The checked image, the templated prompt and its model inputs, with room for `answer_tokens` more."""
         rgb = as_rgb_uint8(image)
         if min(rgb.shape[:2]) < 2:  # EAGLE splits the image into at least two regions
             raise InputError(f"the image is {rgb.shape[1]}x{rgb.shape[0]} pixels; it must be at least 2x2")
         if not isinstance(prompt, str) or not prompt.strip():
             raise InputError(f"the prompt must be a non-empty string, got {prompt!r}")
-        max_new_tokens = validation.integer(max_new_tokens, "max_new_tokens", minimum=1)
-        t0 = time.perf_counter()
         text = self.adapter.prompt_text(prompt)
         inputs = self.adapter.encode([rgb], text)
         self._check_image_tokens(inputs["input_ids"])
         context = self.context_length
-        if context is not None and inputs["input_ids"].shape[1] + max_new_tokens > context:
+        if context is not None and inputs["input_ids"].shape[1] + answer_tokens > context:
             raise InputError(f"the prompt with its image takes {inputs['input_ids'].shape[1]} tokens and the answer "
-                             f"up to {max_new_tokens} more, beyond the model's context of {context} tokens; shorten "
-                             f"the prompt or lower max_new_tokens")
+                             f"up to {answer_tokens} more, beyond the model's context of {context} tokens; shorten "
+                             f"the prompt or the answer")
+        return rgb, text, inputs
+
+    def teacher_force(self, image, prompt: str, answer) -> Generation:
+        """A given answer (text, or token ids) to `prompt` about `image`, as a Generation: explaining it scores
+        the model's probability of each given token (teacher forcing), whatever the model would have said."""
+        if isinstance(answer, str):
+            if not answer.strip():
+                raise InputError("the given answer is empty")
+            ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
+        elif isinstance(answer, (list, tuple)) and answer:
+            ids = [self.token_id(t) for t in answer]
+        else:
+            raise InputError(f"the given answer must be text or a non-empty list of token ids, got {answer!r}")
+        t0 = time.perf_counter()
+        rgb, text, _ = self._encode_prompt(image, prompt, len(ids))
+        special_ids = set(getattr(self.tokenizer, "all_special_ids", []))
+        return Generation(
+            image=rgb, prompt=prompt, prompt_text=text, token_ids=list(ids),
+            tokens=_display_tokens(self.tokenizer, ids), special=[t in special_ids for t in ids],
+            text=self.tokenizer.decode(ids, skip_special_tokens=True).strip(), model_name=self.name,
+            session_id=self.id, timings={"teacher_forced_s": time.perf_counter() - t0})
+
+    def generate(self, image, prompt: str, max_new_tokens: int = 64) -> Generation:
+        """Greedy answer (do_sample=False, num_beams=1) to `prompt` about `image`."""
+        max_new_tokens = validation.integer(max_new_tokens, "max_new_tokens", minimum=1)
+        t0 = time.perf_counter()
+        rgb, text, inputs = self._encode_prompt(image, prompt, max_new_tokens)
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model_dtype)
@@ -253,7 +286,7 @@ class ModelSession:
         targets = self.targets(generation, tokens)
         ids = [generation.token_ids[t] for t in targets]
         if target_ids is not None:
-            ids = [self._token_id(t) for t in (target_ids if isinstance(target_ids, (list, tuple)) else [target_ids])]
+            ids = [self.token_id(t) for t in (target_ids if isinstance(target_ids, (list, tuple)) else [target_ids])]
             if len(ids) != len(targets):
                 raise InputError(f"target_ids has {len(ids)} entries for {len(targets)} selected tokens")
         return targets, ids
@@ -309,7 +342,8 @@ class ModelSession:
     def image_token_id(self) -> int | None:
         return self._image_token_id
 
-    def _token_id(self, token) -> int:
+    def token_id(self, token) -> int:
+        """The id of one token: an id (checked against the vocabulary) or a single-token string."""
         if isinstance(token, (int, np.integer)):
             if not 0 <= int(token) < len(self.tokenizer):
                 raise InputError(f"token id {token} is outside the vocabulary (0..{len(self.tokenizer) - 1})")
