@@ -73,6 +73,38 @@ def _explain(session, image, prompt, out: Path, tokens, words, mode, regions, ma
     return 0
 
 
+def _evaluate(args) -> int:
+    from .evaluation import EvaluationOptions, evaluate, format_summary
+
+    options = EvaluationOptions(model=args.model, mode=args.mode, regions=args.regions, lambda1=args.lambda1,
+                                lambda2=args.lambda2, batch_size=args.batch_size, dtype=args.dtype,
+                                device=args.device, max_new_tokens=args.max_new_tokens)
+    summary = evaluate(args.manifest, args.out, options, backend=args.backend, workers=args.workers,
+                       address=args.address)
+    print(format_summary(summary, options))
+    print(f"{summary['computed']} computed now ({summary['samples_per_minute']:.1f} per minute); results in "
+          f"{args.out / 'results.csv'}")
+    return 0 if summary["errors"] == 0 else 1
+
+
+def _dataset(args) -> int:
+    from .core.errors import InputError
+    from .evaluation import from_authors, from_coco, make_demo_dataset
+
+    if args.source == "demo":
+        path, skipped = make_demo_dataset(args.out, captions=args.captions, words=args.words,
+                                          hallucinations=args.hallucinations), []
+    else:
+        if args.annotations is None or args.images is None:
+            raise InputError(f"{args.source} needs --annotations and --images")
+        reader = from_coco if args.source == "coco" else from_authors
+        path, skipped = reader(args.annotations, args.images, args.out, limit=args.limit)
+    for name, why in skipped:
+        print(f"skipped {name}: {why}", file=sys.stderr)
+    print(f"wrote {path}")
+    return 0
+
+
 def _seed(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -100,11 +132,40 @@ def main(argv=None) -> int:
     ex.add_argument("--words", nargs="*", help="explain these answer words instead of indices")
     demo = sub.add_parser("demo", parents=[common], help="explain the demo model's caption of a demo scene")
     demo.add_argument("--seed", type=_seed, default=1_000_025, help="a scene seed, 0 or more")
+    ev = sub.add_parser("evaluate", help="explain every sample of a dataset manifest (resumable)")
+    ev.add_argument("manifest", type=Path, help="a JSONL manifest (see docs/datasets.md)")
+    ev.add_argument("--out", type=Path, required=True, help="results folder (a killed run resumes from it)")
+    ev.add_argument("--model", default="demo", help="'demo', a model folder or a Hugging Face id")
+    ev.add_argument("--mode", default="exact", choices=list(MODES))
+    ev.add_argument("--regions", type=int, default=64, help="number of SLICO superpixels (d)")
+    ev.add_argument("--lambda1", type=float, default=1.0)
+    ev.add_argument("--lambda2", type=float, default=1.0)
+    ev.add_argument("--batch-size", type=int, default=None)
+    ev.add_argument("--dtype", default="auto")
+    ev.add_argument("--device", default=None)
+    ev.add_argument("--max-new-tokens", type=int, default=32)
+    ev.add_argument("--backend", default="local", choices=["local", "ray"])
+    ev.add_argument("--workers", type=int, default=None, help="local: processes (default one per GPU, else 1); "
+                    "ray: actors (default one per GPU, else one per CPU)")
+    ev.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
+    ds = sub.add_parser("dataset", help="write a dataset manifest: demo scenes, COCO or the authors' files")
+    ds.add_argument("source", choices=["demo", "coco", "authors"])
+    ds.add_argument("--out", type=Path, required=True, help="folder for manifest.jsonl (and images, masks)")
+    ds.add_argument("--annotations", type=Path, help="coco: the annotation JSON; authors: their dataset JSON")
+    ds.add_argument("--images", type=Path, help="coco/authors: the folder of the images")
+    ds.add_argument("--captions", type=int, default=8)
+    ds.add_argument("--words", type=int, default=8)
+    ds.add_argument("--hallucinations", type=int, default=4)
+    ds.add_argument("--limit", type=int, default=None)
     args = parser.parse_args(argv)
 
     from .core.errors import EagleError
 
     try:
+        if args.command == "evaluate":
+            return _evaluate(args)
+        if args.command == "dataset":
+            return _dataset(args)
         if args.command == "demo":
             from .demo import CAPTION_PROMPT, UNBIASED, load_demo_session, make_scene
 

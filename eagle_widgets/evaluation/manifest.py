@@ -1,0 +1,196 @@
+"""The dataset manifest: one JSON object per line, one sample each (documented in docs/datasets.md)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..core.errors import InputError
+from ..core.images import load_image
+
+FIELDS = ("id", "image", "prompt", "tokens", "answer", "correct_answer", "mask", "box")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One line of a manifest. `tokens`: "all" (every non-special answer token: sentence level), a list of
+    answer positions, or {"words": [...]} (word level). `answer`: a given answer (text or token ids),
+    teacher-forced instead of generated. `correct_answer`: the correct single token (text or id) of a
+    hallucinated answer: it is explained and the correction searched (hallucination protocol). `mask`
+    (a file, relative to the manifest) and `box` ([x0, y0, x1, y1] in pixels): ground truth for the pointing
+    game."""
+
+    id: str
+    image: str
+    prompt: str
+    tokens: object = "all"
+    answer: object = None
+    correct_answer: object = None
+    mask: str | None = None
+    box: tuple | None = None
+    root: str = field(default="", compare=False)  # the manifest's folder, for relative paths
+
+    @property
+    def protocol(self) -> str:
+        if self.correct_answer is not None:
+            return "hallucination"
+        return "sentence" if self.tokens == "all" else "word"
+
+    @property
+    def key(self) -> str:
+        """Changes when anything that decides the result changes (the image file's bytes included)."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        digest = hashlib.sha256(text.encode())
+        for path in (self.image_path, self.mask_path):
+            if path is not None and path.is_file():
+                digest.update(path.read_bytes())
+        return digest.hexdigest()[:24]
+
+    @property
+    def image_path(self) -> Path:
+        return _resolve(self.root, self.image)
+
+    @property
+    def mask_path(self) -> Path | None:
+        return None if self.mask is None else _resolve(self.root, self.mask)
+
+    def load_image(self) -> np.ndarray:
+        return load_image(self.image_path)
+
+    def load_mask(self, shape) -> np.ndarray | None:
+        if self.mask is None:
+            return None
+        path = self.mask_path
+        if path.suffix == ".npy":
+            try:
+                mask = np.load(path, allow_pickle=False)
+            except (OSError, ValueError) as err:
+                raise InputError(f"cannot read the mask {path} ({err})") from None
+        else:
+            mask = load_image(path)[..., 0]
+        mask = np.asarray(mask) > 0
+        if mask.shape != tuple(shape):
+            raise InputError(f"the mask {path.name} is {mask.shape[1]}x{mask.shape[0]} but the image is "
+                             f"{shape[1]}x{shape[0]}")
+        if not mask.any():
+            raise InputError(f"the mask {path.name} is empty")
+        return mask
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("root")
+        return {k: v for k, v in d.items() if v is not None}
+
+
+def _resolve(root: str, path: str) -> Path:
+    p = Path(path).expanduser()
+    return p if p.is_absolute() or not root else Path(root) / p
+
+
+def sample_from_dict(d, root: str = "", where: str = "sample") -> Sample:
+    """A checked Sample from one manifest object."""
+    if not isinstance(d, dict):
+        raise InputError(f"{where}: a manifest line must be a JSON object, got {type(d).__name__}")
+    unknown = set(d) - set(FIELDS)
+    if unknown:
+        raise InputError(f"{where}: unknown field(s) {', '.join(sorted(unknown))} (known: {', '.join(FIELDS)})")
+    for name in ("id", "image", "prompt"):
+        if not isinstance(d.get(name), str) or not d[name].strip():
+            raise InputError(f"{where}: {name!r} must be a non-empty string")
+    if any(c in d["id"] for c in "/\\\0") or d["id"] in (".", ".."):
+        raise InputError(f"{where}: the id {d['id']!r} cannot name a file")
+    tokens = d.get("tokens", "all")
+    if not (tokens == "all" or (isinstance(tokens, list) and tokens and all(
+            isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in tokens))
+            or (isinstance(tokens, dict) and set(tokens) == {"words"} and isinstance(tokens["words"], list)
+                and tokens["words"] and all(isinstance(w, str) and w.strip() for w in tokens["words"]))):
+        raise InputError(f"{where}: tokens must be \"all\", a list of answer positions or {{\"words\": [...]}}; "
+                         f"got {tokens!r}")
+    answer = d.get("answer")
+    if answer is not None and not ((isinstance(answer, str) and answer.strip()) or (
+            isinstance(answer, list) and answer and all(isinstance(t, int) and not isinstance(t, bool)
+                                                        for t in answer))):
+        raise InputError(f"{where}: answer must be text or a list of token ids")
+    correct = d.get("correct_answer")
+    if correct is not None:
+        if not ((isinstance(correct, str) and correct.strip()) or (isinstance(correct, int)
+                                                                   and not isinstance(correct, bool))):
+            raise InputError(f"{where}: correct_answer must be one token (text or id)")
+        if tokens == "all" or isinstance(tokens, dict) and len(tokens["words"]) != 1 or \
+                isinstance(tokens, list) and len(tokens) != 1:
+            raise InputError(f"{where}: a correct_answer needs exactly one explained token (its position)")
+    box = d.get("box")
+    if box is not None:
+        if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float))
+                                                                 and not isinstance(v, bool) for v in box)):
+            raise InputError(f"{where}: box must be [x0, y0, x1, y1]")
+        if not (box[0] < box[2] and box[1] < box[3]):
+            raise InputError(f"{where}: box {box} is empty (x0 < x1 and y0 < y1 are needed)")
+        box = tuple(box)
+    mask = d.get("mask")
+    if mask is not None and (not isinstance(mask, str) or not mask.strip()):
+        raise InputError(f"{where}: mask must be a file path")
+    return Sample(d["id"], d["image"], d["prompt"], tokens, answer, correct, mask, box, root)
+
+
+@dataclass
+class Manifest:
+    """The samples of a manifest, and the lines that could not be read (each with its error)."""
+
+    samples: list[Sample]
+    broken: list[tuple[str, str]]  # (id or "line N", error)
+    path: Path | None = None
+
+
+def read_manifest(path) -> Manifest:
+    """Read a JSONL manifest. A line that is not a valid sample is kept as broken (with its error) so that a
+    run records it and goes on; duplicate ids are refused (results are filed by id)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"no such manifest: {path}") from None
+    except (IsADirectoryError, UnicodeDecodeError, OSError) as err:
+        raise InputError(f"cannot read the manifest {path} ({err})") from None
+    samples, broken, seen = [], [], set()
+    root = str(path.resolve().parent)
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"line {number}"
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError as err:
+            broken.append((where, f"{where}: not JSON ({err.msg})"))
+            continue
+        name = d.get("id") if isinstance(d, dict) and isinstance(d.get("id"), str) else where
+        try:
+            sample = sample_from_dict(d, root, where)
+        except InputError as err:
+            broken.append((name, str(err)))
+            continue
+        if sample.id in seen:
+            raise InputError(f"{path}: {where}: the id {sample.id!r} appears twice; ids name the result files")
+        seen.add(sample.id)
+        samples.append(sample)
+    if not samples and not broken:
+        raise InputError(f"the manifest {path} holds no samples")
+    return Manifest(samples, broken, path)
+
+
+def write_manifest(samples, path) -> Path:
+    """Write samples (Sample or dicts) as JSONL, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps(s.to_dict() if isinstance(s, Sample) else s) for s in samples]
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".manifest-", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+    return path

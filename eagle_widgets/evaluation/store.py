@@ -1,0 +1,216 @@
+"""The results folder of a dataset run: one record (and bundle) per sample, written atomically, the results
+table and the summary in the paper's layout.
+
+    DIR/run.json              the options (a resumed run must use the same)
+    DIR/bundles/<id>.eagle    the explanation of each finished sample
+    DIR/records/<id>.json     its metrics, written last: a sample is done when its record is there
+    DIR/results.csv           one row per sample (pandas.read_csv reads it as it is)
+    DIR/summary.json, .md     the means per protocol, laid out as the paper's tables
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..core import load_attribution
+from ..core.errors import EagleError, InputError
+from .protocol import EvaluationOptions
+
+COLUMNS = ("id", "protocol", "status", "error", "answer", "explained", "n_tokens", "n_regions", "insertion_auc",
+           "deletion_auc", "highest_score", "image_dependence", "pointing_box", "pointing_mask", "hallucinated",
+           "mcr", "corrected", "evaluations", "seconds", "attempts", "worker")
+CSR_THRESHOLD = 0.1
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def bundle_bytes(result) -> bytes:
+    """A result bundle as bytes (workers send these to the process that writes the results folder)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "result.eagle"
+        result.save(path)
+        return path.read_bytes()
+
+
+class ResultsFolder:
+    def __init__(self, path, options: EvaluationOptions | None = None):
+        self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise InputError(f"{self.path} is a file; give a folder for the results")
+        run = self.path / "run.json"
+        if options is None:  # reading finished results
+            if not run.exists():
+                raise InputError(f"{self.path} holds no dataset run (no run.json)")
+            self.options = EvaluationOptions.from_dict(json.loads(run.read_text())["options"])
+            return
+        self.options = options
+        if run.exists():
+            stored = json.loads(run.read_text()).get("options", {})
+            if stored != options.to_dict():
+                changed = ", ".join(f"{k} {stored.get(k)!r} -> {v!r}" for k, v in options.to_dict().items()
+                                    if stored.get(k) != v)
+                raise InputError(f"{self.path} holds a run with other options ({changed}); resume with the same "
+                                 "options or write to another folder")
+        else:
+            _atomic_write(run, json.dumps({"options": options.to_dict()}, indent=1).encode())
+        for stale in self.path.rglob(".*.tmp"):  # left by a killed run: never read as results
+            stale.unlink(missing_ok=True)
+
+    def record_path(self, sample_id: str) -> Path:
+        return self.path / "records" / f"{sample_id}.json"
+
+    def bundle_path(self, sample_id: str) -> Path:
+        return self.path / "bundles" / f"{sample_id}.eagle"
+
+    def record(self, sample_id: str) -> dict | None:
+        try:
+            return json.loads(self.record_path(sample_id).read_text())
+        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+            return None
+
+    def done(self, sample) -> bool:
+        """True when the sample's record is there, for this very sample (its key), with its bundle if ok."""
+        rec = self.record(sample.id)
+        if rec is None or rec.get("key") != sample.key:
+            return False
+        return rec.get("status") != "ok" or self.bundle_path(sample.id).is_file()
+
+    def write(self, sample, record: dict, bundle: bytes | None) -> dict:
+        """File one sample: the bundle first, then the record (so a record always has its bundle)."""
+        record = {**record, "key": sample.key}
+        if bundle is not None:
+            _atomic_write(self.bundle_path(sample.id), bundle)
+        _atomic_write(self.record_path(sample.id), json.dumps(record, default=_json_default).encode())
+        return record
+
+    def load(self, sample_id: str):
+        """The stored explanation of a sample (an Attribution), without recomputing anything."""
+        path = self.bundle_path(sample_id)
+        if not path.is_file():
+            rec = self.record(sample_id)
+            why = f": {rec['error']}" if rec and rec.get("error") else ""
+            raise InputError(f"no stored explanation for sample {sample_id!r}{why}")
+        return load_attribution(path)
+
+    def records(self, order=None) -> list[dict]:
+        """Every record, in `order` (sample ids) when given, else by id."""
+        found = {}
+        for path in sorted((self.path / "records").glob("*.json")):
+            try:
+                found[path.stem] = json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue
+        if order is None:
+            return list(found.values())
+        return [found[i] for i in order if i in found]
+
+    def write_table(self, records) -> Path:
+        """results.csv: one row per sample; empty cells where a metric does not apply."""
+        path = self.path / "results.csv"
+        rows = []
+        for rec in records:
+            rows.append({c: "" if rec.get(c) is None else rec.get(c) for c in COLUMNS})
+        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".results.csv-", suffix=".tmp")
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, path)
+        return path
+
+    def write_summary(self, records) -> dict:
+        summary = summarise(records)
+        _atomic_write(self.path / "summary.json", json.dumps(summary, indent=1).encode())
+        _atomic_write(self.path / "summary.md", format_summary(summary, self.options).encode())
+        return summary
+
+
+def _json_default(value):
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _mean(values) -> float | None:
+    vals = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return float(np.mean(vals)) if vals else None
+
+
+PROTOCOL_NAMES = {"sentence": "sentence level (whole answers)", "word": "word level (chosen words)",
+                  "hallucination": "hallucination (correct answer explained)"}
+
+
+def summarise(records) -> dict:
+    """Means per protocol, as the paper reports them: insertion/deletion AUC and average highest score;
+    pointing game on boxes and masks; AMCR and CSR@10% over every hallucinated sample (never-corrected ones
+    count as misses) with the reference's CSR (corrected samples only) beside it."""
+    out = {"samples": len(records), "errors": sum(r.get("status") != "ok" for r in records), "protocols": {}}
+    for protocol in PROTOCOL_NAMES:
+        ok = [r for r in records if r.get("status") == "ok" and r.get("protocol") == protocol]
+        if not ok:
+            continue
+        row = {"samples": len(ok), "insertion_auc": _mean(r["insertion_auc"] for r in ok),
+               "deletion_auc": _mean(r["deletion_auc"] for r in ok),
+               "highest_score": _mean(r["highest_score"] for r in ok),
+               "pointing_box": _mean(r.get("pointing_box") for r in ok),
+               "pointing_mask": _mean(r.get("pointing_mask") for r in ok)}
+        wrong = [r for r in ok if r.get("mcr") is not None]
+        if wrong:
+            hit = [r["corrected"] and r["mcr"] <= CSR_THRESHOLD for r in wrong]
+            corrected = [h for h, r in zip(hit, wrong) if r["corrected"]]
+            row.update(hallucinated=len(wrong), amcr=_mean(r["mcr"] for r in wrong), csr=float(np.mean(hit)),
+                       csr_reference=float(np.mean(corrected)) if corrected else None)
+        out["protocols"][protocol] = row
+    return out
+
+
+SUMMARY_COLUMNS = [("Ins ↑", "insertion_auc"), ("Del ↓", "deletion_auc"), ("Ave. high. ↑", "highest_score"),
+                   ("PG box ↑", "pointing_box"), ("PG mask ↑", "pointing_mask"), ("AMCR ↓", "amcr"),
+                   ("CSR@10% ↑", "csr"), ("CSR@10% (ref.)", "csr_reference")]
+
+
+def format_summary(summary: dict, options: EvaluationOptions | None = None) -> str:
+    """The summary as a Markdown table in the paper's layout (one row per protocol)."""
+    lines = []
+    if options is not None:
+        lines.append(f"EAGLE ({options.mode}, {options.regions} regions, λ = {options.lambda1:g}/{options.lambda2:g}) "
+                     f"on {options.model}: {summary['samples']} samples, {summary['errors']} errors.\n")
+    lines.append("| protocol | samples | " + " | ".join(h for h, _ in SUMMARY_COLUMNS) + " |")
+    lines.append("|---|---:|" + "---:|" * len(SUMMARY_COLUMNS))
+    for protocol, row in summary["protocols"].items():
+        cells = []
+        for _, key in SUMMARY_COLUMNS:
+            v = row.get(key)
+            cells.append("—" if v is None else f"{v:.1%}" if key.startswith("csr") else f"{v:.4f}")
+        lines.append(f"| {PROTOCOL_NAMES[protocol]} | {row['samples']} | " + " | ".join(cells) + " |")
+    if not summary["protocols"]:
+        lines.append("| (no finished sample) | 0 |" + " — |" * len(SUMMARY_COLUMNS))
+    return "\n".join(lines) + "\n"
+
+
+def read_results(path):
+    """The results table of a run as a pandas DataFrame (pandas is optional; it reads results.csv)."""
+    try:
+        import pandas as pd
+    except ImportError as err:  # pragma: no cover
+        raise EagleError("reading results as a table needs pandas (pip install pandas)") from err
+    return pd.read_csv(Path(path) / "results.csv", keep_default_na=True)
