@@ -10,16 +10,18 @@ class ExplorerSession(Protocol):
     """The session interface of the Explorer and the export.
 
     `name` identifies the model (also in results); `display_name` is what people read. `generate` answers
-    greedily; `reliance` gives p(token | image) and p(token | black image) per answer token; `request` checks
-    once what to explain (a selection and regions: a SLICO count, a RegionSet or a label map) and returns an
-    object with `token_labels` and `regions`; `explain` runs EAGLE on it with `progress` and `cancel` and
-    returns an Attribution whose `token_labels` name the selection.
+    greedily and `teacher_force` takes a given answer; `reliance` gives p(token | image) and p(token | black
+    image) per answer token; `request` checks once what to explain (a selection and regions: a SLICO count,
+    a RegionSet or a label map) and returns an object with `token_labels` and `regions`; `explain` runs EAGLE
+    on it with `progress` and `cancel` and returns an Attribution whose `token_labels` name the selection.
     """
 
     name: str
     display_name: str
 
     def generate(self, image, prompt: str, max_new_tokens: int = ...) -> Any: ...
+
+    def teacher_force(self, image, prompt: str, answer) -> Any: ...
 
     def reliance(self, generation) -> Any: ...
 

@@ -27,12 +27,13 @@ class Explorer(W.VBox):
     coloured by reliance on the image. Selecting tokens (click, shift-click, ctrl-click, or
     `explorer.select([...])`) runs EAGLE in a background thread; `explorer.wait()` blocks until it ends.
     `params`: mode ("exact", "efficient", "early_stop"), regions (SLICO d), lambda1, lambda2,
-    max_new_tokens, batch_size, auto_run, and the mode's own parameters.
+    max_new_tokens, batch_size, auto_run, answer (a given answer, teacher-forced instead of generated), and
+    the mode's own parameters.
     """
 
     def __init__(self, session, image, prompt: str, *, mode: str = "efficient", regions: int = 36,
                  lambda1: float = 1.0, lambda2: float = 1.0, max_new_tokens: int = 48, batch_size: int | None = None,
-                 auto_run: bool = True, **mode_params):
+                 auto_run: bool = True, answer=None, **mode_params):
         if mode not in MODES:
             raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
         if not isinstance(session, ExplorerSession):
@@ -45,7 +46,9 @@ class Explorer(W.VBox):
         if batch_size is not None:
             batch_size = validation.integer(batch_size, "batch_size", minimum=1)
         self.session = session
-        self.generation = session.generate(image, prompt, max_new_tokens=max_new_tokens)
+        # A given answer (text or token ids) is teacher-forced instead of generated.
+        self.generation = session.generate(image, prompt, max_new_tokens=max_new_tokens) if answer is None \
+            else session.teacher_force(image, prompt, answer)
         self.reliance = session.reliance(self.generation)
         self.mode_params = dict(mode_params)
         self.batch_size = batch_size
@@ -154,6 +157,23 @@ class Explorer(W.VBox):
     def cancel(self) -> None:
         """Stop the running explanation; what was ranked so far stays as a partial result."""
         self._cancel.set()
+
+    def show_result(self, result: Attribution, regions: int) -> Explorer:
+        """Show a stored explanation of this answer (e.g. from a dataset run) without recomputing it: the
+        controls take its settings (`regions`: the SLICO count it was computed with) and its tokens are
+        selected. Refused when it explains another answer."""
+        context = result.context
+        if context is None or tuple(context.generated_ids) != tuple(self.generation.token_ids):
+            raise InputError("this result explains another answer than the Explorer's")
+        self._stop_worker()
+        for control, value in ((self.mode_control, result.mode), (self.regions_control, regions),
+                               (self.lambda1_control, result.lambda1), (self.lambda2_control, result.lambda2)):
+            control.value = value
+        selection = list(context.targets)
+        with self._lock:
+            self._cache[(tuple(selection), tuple(sorted(self.params().items())))] = result
+        self.select(selection)
+        return self
 
     def explanations(self) -> dict[tuple[int, ...], Attribution]:
         """Every explanation computed so far by selection (the latest settings win), with a cancelled partial

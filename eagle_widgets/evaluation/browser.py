@@ -1,0 +1,124 @@
+"""The dataset browser: a run's results table, sortable and filterable by metric; a click on a row opens
+that sample's stored explanation (in the Explorer when a session is given; never recomputed)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import anywidget
+import ipywidgets as W
+import traitlets
+
+from ..core.errors import InputError
+from ..widgets import CurvesView, Explorer, HeatmapView
+from .store import ResultsFolder
+
+_STATIC = Path(__file__).resolve().parent / "static"
+METRICS = ("insertion_auc", "deletion_auc", "highest_score", "image_dependence", "pointing_box", "pointing_mask",
+           "mcr")
+COLUMNS = ("id", "protocol", "status", "explained", *METRICS, "seconds")
+
+
+class ResultsTable(anywidget.AnyWidget):
+    """Rows of a run, filtered and sorted here (the traitlets are the truth); the view writes back choices."""
+
+    _esm = _STATIC / "browser.js"
+    _css = _STATIC / "browser.css"
+    columns = traitlets.List(traitlets.Unicode(), default_value=list(COLUMNS)).tag(sync=True)
+    metrics = traitlets.List(traitlets.Unicode(), default_value=list(METRICS)).tag(sync=True)
+    visible_rows = traitlets.List().tag(sync=True)
+    total = traitlets.Int(0).tag(sync=True)
+    sort_by = traitlets.Unicode("id").tag(sync=True)
+    descending = traitlets.Bool(False).tag(sync=True)
+    filter_metric = traitlets.Unicode("insertion_auc").tag(sync=True)
+    filter_min = traitlets.Float(None, allow_none=True).tag(sync=True)
+    filter_max = traitlets.Float(None, allow_none=True).tag(sync=True)
+    selected = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(self, rows: list[dict], **kwargs):
+        super().__init__(**kwargs)
+        self._rows = [{c: _cell(r.get(c)) for c in COLUMNS} for r in rows]
+        self.total = len(self._rows)
+        self.observe(lambda _: self._refresh(), names=["sort_by", "descending", "filter_metric", "filter_min",
+                                                        "filter_max"])
+        self._refresh()
+
+    @traitlets.validate("sort_by")
+    def _valid_sort(self, proposal):
+        if proposal["value"] not in COLUMNS:
+            raise traitlets.TraitError(f"sort by one of {', '.join(COLUMNS)}")
+        return proposal["value"]
+
+    @traitlets.validate("filter_metric")
+    def _valid_metric(self, proposal):
+        if proposal["value"] not in METRICS:
+            raise traitlets.TraitError(f"filter by one of {', '.join(METRICS)}")
+        return proposal["value"]
+
+    def _refresh(self) -> None:
+        lo, hi, metric = self.filter_min, self.filter_max, self.filter_metric
+        rows = self._rows
+        if lo is not None or hi is not None:  # a filter keeps only rows that have the metric, within bounds
+            rows = [r for r in rows if isinstance(r[metric], (int, float))
+                    and (lo is None or r[metric] >= lo) and (hi is None or r[metric] <= hi)]
+        key = self.sort_by
+        present = [r for r in rows if r[key] is not None]
+        present.sort(key=lambda r: r[key], reverse=self.descending)
+        self.visible_rows = present + [r for r in rows if r[key] is None]  # rows without the value go last
+
+
+def _cell(v):
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if isinstance(v, bool):
+        return float(v)
+    return v
+
+
+class DatasetBrowser(W.VBox):
+    """`DatasetBrowser(results_folder, session=None)`: the run's table; clicking a row shows its stored
+    explanation. With a session (the run's model) the row opens in an Explorer, which can go on to other
+    tokens; without one, the stored map and curves are shown."""
+
+    def __init__(self, results, session=None):
+        self.folder = results if isinstance(results, ResultsFolder) else ResultsFolder(results)
+        self.session = session
+        self.explorer: Explorer | None = None
+        records = self.folder.records()
+        if not records:
+            raise InputError(f"{self.folder.path} holds no finished sample yet")
+        self.table = ResultsTable(records)
+        self.status = W.HTML("Click a row to open its explanation.")
+        self.detail = W.Box()
+        self.table.observe(lambda change: self.show_sample(change["new"]) if change["new"] else None, names="selected")
+        super().__init__([self.table, self.status, self.detail])
+
+    def show_sample(self, sample_id: str):
+        """Show the stored explanation of `sample_id` (also what a click does); returns what is shown."""
+        record = self.folder.record(sample_id)
+        if record is None:
+            raise InputError(f"no sample {sample_id!r} in {self.folder.path}")
+        if record.get("status") != "ok":
+            self.status.value = f"<b>{sample_id}</b>: error: {record.get('error', '')}"
+            self.detail.children = []
+            return None
+        result = self.folder.load(sample_id)
+        context = result.context
+        self.status.value = (f"<b>{sample_id}</b> · {record['protocol']} · explained {record['explained']!r} · "
+                             f"insertion AUC {result.insertion_auc:.3f}, deletion AUC {result.deletion_auc:.3f} "
+                             "(stored, not recomputed)")
+        if self.session is not None and result.image is not None:
+            self.explorer = Explorer(self.session, result.image, context.prompt, auto_run=False,
+                                     answer=list(context.generated_ids), mode=result.mode,
+                                     regions=self.folder.options.regions, lambda1=result.lambda1,
+                                     lambda2=result.lambda2)
+            self.explorer.auto_run = True
+            self.explorer.show_result(result, self.folder.options.regions)
+            self.detail.children = [self.explorer]
+            return self.explorer
+        heatmap, curves = HeatmapView(result.image), CurvesView()
+        heatmap.show(result)
+        curves.show(result)
+        self.detail.children = [W.HBox([heatmap, curves])]
+        return heatmap
