@@ -62,11 +62,12 @@ def test_no_module_imports_another_modules_private_name():
             for name in names or []:
                 if name.startswith("_") and name not in ("__version__",) and target != "__future__":
                     found.append(f"{module}:{line} imports {target}.{name}")
-        for node in ast.walk(tree):  # `import x.y as z` then `z._private`
+        for node in ast.walk(tree):  # `from . import x` or `import eagle_widgets.x as z`, then `z._private`
             if isinstance(node, ast.Import):
                 for alias in node.names:
-                    imported_modules[alias.asname or alias.name.split(".")[0]] = alias.name
-            elif isinstance(node, ast.ImportFrom):
+                    if alias.name.startswith("eagle_widgets"):
+                        imported_modules[alias.asname or alias.name.split(".")[0]] = alias.name
+            elif isinstance(node, ast.ImportFrom) and _absolute(module, path, node).startswith("eagle_widgets"):
                 for alias in node.names:
                     imported_modules.setdefault(alias.asname or alias.name, alias.name)
         for node in ast.walk(tree):
