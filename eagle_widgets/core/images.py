@@ -71,21 +71,24 @@ def as_rgb_uint8(image, *, name: str = "image") -> np.ndarray:
     raise InputError(f"{name} has dtype {arr.dtype}; use uint8 (0..255) or float (0..1)")
 
 
-def load_image(path) -> np.ndarray:
-    """The image file at `path` as HxWx3 uint8 RGB; a missing, unreadable or oversized file is an InputError."""
+def load_image(source, name: str | None = None) -> np.ndarray:
+    """An image file (a path, or its bytes as uploaded) as HxWx3 uint8 RGB; a missing, unreadable or
+    oversized file is an InputError naming it."""
+    import io
     from pathlib import Path
 
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
+    is_bytes = isinstance(source, (bytes, bytearray, memoryview))
+    label = name or ("the uploaded file" if is_bytes else str(source))
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(bytes(source)) if is_bytes else Path(source)) as im:
             return as_rgb_uint8(im)
     except FileNotFoundError:
-        raise InputError(f"no such image file: {path}") from None
+        raise InputError(f"no such image file: {label}") from None
     except IsADirectoryError:
-        raise InputError(f"{path} is a folder, not an image file") from None
+        raise InputError(f"{label} is a folder, not an image file") from None
     except Image.DecompressionBombError as err:
-        raise InputError(f"{path} is too large to decode safely ({err})") from None
+        raise InputError(f"{label} is too large to decode safely ({err})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise InputError(f"cannot read {path} as an image ({err})") from None
+        raise InputError(f"cannot read {label} as an image ({err})") from None

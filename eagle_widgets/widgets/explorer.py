@@ -6,6 +6,7 @@ import base64
 import html
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import ipywidgets as W
@@ -14,10 +15,20 @@ import numpy as np
 from ..core import validation
 from ..core.attribution import Attribution
 from ..core.errors import EagleError, InputError
+from ..core.images import load_image
 from ..core.search import MODES
 from .contract import ExplorerSession
 from .state import image_note, selection_label, summary
 from .views import CurvesView, HeatmapView, ModalityChart, TokenStrip, check_selection
+
+
+@dataclass
+class Question:
+    """An asked question: its answer, the answer's reliance on the image, and its explanations so far."""
+
+    generation: object
+    reliance: object
+    explanations: dict = field(default_factory=dict)  # (selection, settings) -> Attribution
 
 
 class Explorer(W.VBox):
@@ -46,10 +57,10 @@ class Explorer(W.VBox):
         if batch_size is not None:
             batch_size = validation.integer(batch_size, "batch_size", minimum=1)
         self.session = session
-        # A given answer (text or token ids) is teacher-forced instead of generated.
-        self.generation = session.generate(image, prompt, max_new_tokens=max_new_tokens) if answer is None \
-            else session.teacher_force(image, prompt, answer)
+        self.max_new_tokens = max_new_tokens
+        self.generation = self._answer(image, prompt, answer)
         self.reliance = session.reliance(self.generation)
+        self.history: list[Question] = []  # earlier questions, with their explanations
         self.mode_params = dict(mode_params)
         self.batch_size = batch_size
         self.auto_run = auto_run
@@ -98,13 +109,104 @@ class Explorer(W.VBox):
         self.cancel_button.on_click(lambda _: self.cancel())
         self.strip.observe(self._on_selection, names="selection")
 
-        model = html.escape(session.display_name)
-        header = W.HTML(f"<b>Q:</b> {html.escape(gen.prompt)} &nbsp; <b>A:</b> {html.escape(gen.text)} "
-                        f"<span class='eagle-status'>({model})</span>")
+        self.header = W.HTML(self._header_html())
+        # Ask in the widget: an uploaded image (or the current one), a typed question, Generate.
+        self.upload = W.FileUpload(accept="image/*", multiple=False, description="Image",
+                                   tooltip="a new image (PNG, JPEG, ...); without one the current image is used",
+                                   layout=W.Layout(width="110px"))
+        self.prompt_control = W.Text(value=gen.prompt, description="Ask", layout=W.Layout(width="360px"))
+        self.generate_button = W.Button(description="Generate", icon="comment", layout=W.Layout(width="110px"))
+        self.history_control = W.Dropdown(options=[], description="earlier", layout=W.Layout(width="300px"),
+                                          tooltip="go back to an earlier question and its explanations")
+        self.generate_button.on_click(lambda _: self._ask_from_widget())
+        self.history_control.observe(self._on_history, names="value")
+        ask = W.HBox([self.upload, self.prompt_control, self.generate_button, self.history_control],
+                     layout=W.Layout(flex_flow="row wrap"))
         controls = W.HBox([self.mode_control, self.regions_control, self.lambda1_control, self.lambda2_control,
                            self.run_button, self.cancel_button], layout=W.Layout(flex_flow="row wrap"))
         views = W.HBox([self.heatmap, W.VBox([self.curves, self.chart])], layout=W.Layout(flex_flow="row wrap"))
-        super().__init__([header, self.strip, controls, W.HBox([self.progress, self.status]), views])
+        super().__init__([ask, self.header, self.strip, controls, W.HBox([self.progress, self.status]), views])
+
+    # -- questions ------------------------------------------------------------------------------
+    def _answer(self, image, prompt: str, answer=None):
+        # A given answer (text or token ids) is teacher-forced instead of generated.
+        if answer is None:
+            return self.session.generate(image, prompt, max_new_tokens=self.max_new_tokens)
+        return self.session.teacher_force(image, prompt, answer)
+
+    def ask(self, image=None, prompt: str | None = None, *, answer=None) -> Explorer:
+        """A new question in the same Explorer: `image` (default: the current one), `prompt` (default: the
+        current one), optionally a given `answer`. The strip, reliance colours and views switch to it; the
+        question before, with its explanations, stays in `history` (`revisit(i)` goes back)."""
+        image = self.generation.image if image is None else image
+        prompt = self.generation.prompt if prompt is None else prompt
+        generation = self._answer(image, prompt, answer)  # errors leave the current question as it is
+        reliance = self.session.reliance(generation)
+        self._stop_worker()
+        with self._lock:
+            self.history.append(Question(self.generation, self.reliance, dict(self._cache)))
+        self._switch_to(Question(generation, reliance, {}))
+        return self
+
+    def revisit(self, index: int) -> Explorer:
+        """Go back to `history[index]`; the current question takes its place in the history."""
+        if not self.history:
+            raise InputError("there is no earlier question yet")
+        index = validation.integer(index, "index", minimum=0, maximum=len(self.history) - 1)
+        self._stop_worker()
+        with self._lock:
+            earlier = self.history.pop(index)
+            self.history.append(Question(self.generation, self.reliance, dict(self._cache)))
+        self._switch_to(earlier)
+        return self
+
+    def _switch_to(self, question: Question) -> None:
+        gen, rel = question.generation, question.reliance
+        with self._lock:
+            self.generation, self.reliance, self._cache = gen, rel, dict(question.explanations)
+        self.result, self._shown_key, self.state, self.error = None, None, "idle", None
+        self.strip.set_answer(gen.tokens, rel.evidence, gen.special)
+        self.chart.set_reliance(rel, gen.special)
+        self.heatmap.set_image(gen.image)
+        self.heatmap.clear()
+        self.curves.clear()
+        self.progress.value, self.progress.bar_style = 0, ""
+        self.header.value = self._header_html()
+        self.prompt_control.value = gen.prompt
+        self._set_history_options()
+        self._set_status("Select tokens in the answer to see where the model looked.")
+
+    def _set_history_options(self) -> None:
+        self._listing = True
+        try:
+            self.history_control.options = [(f"{i + 1}. {q.generation.prompt} → {q.generation.text}"[:80], i)
+                                             for i, q in enumerate(self.history)]
+            self.history_control.value = None
+        finally:
+            self._listing = False
+
+    def _on_history(self, change) -> None:
+        if change["new"] is not None and not getattr(self, "_listing", False):
+            self.revisit(change["new"])
+
+    def _ask_from_widget(self) -> None:
+        """Generate from the widget's own inputs; a bad file or prompt is said in the status line."""
+        try:
+            image = None
+            if self.upload.value:
+                upload = self.upload.value[0]
+                image = load_image(upload["content"], name=upload.get("name") or "the uploaded file")
+            self._set_status("Generating…")
+            self.ask(image, self.prompt_control.value)
+            self.upload.value = ()
+        except EagleError as err:
+            self._set_status(f"Error: {err}", error=True)
+
+    def _header_html(self) -> str:
+        gen = self.generation
+        model = html.escape(self.session.display_name)
+        return (f"<b>Q:</b> {html.escape(gen.prompt)} &nbsp; <b>A:</b> {html.escape(gen.text)} "
+                f"<span class='eagle-status'>({model})</span>")
 
     # -- public API -----------------------------------------------------------------------------
     @property

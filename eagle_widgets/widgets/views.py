@@ -66,9 +66,17 @@ class TokenStrip(_TokenView):
     reliance = traitlets.List(traitlets.Float(allow_none=True)).tag(sync=True)
 
     def __init__(self, tokens=(), reliance=None, special=None, **kwargs):
+        super().__init__(**kwargs)
+        self.set_answer(tokens, reliance, special)
+
+    def set_answer(self, tokens, reliance=None, special=None) -> None:
+        """Show another answer: its tokens, their reliance (normalised for colour) and which are special."""
         tokens = list(tokens)
-        super().__init__(tokens=tokens, reliance=_normalise(reliance) if reliance is not None else [None] * len(tokens),
-                         special=list(special) if special is not None else [False] * len(tokens), **kwargs)
+        self.selection = []
+        with self.hold_sync():
+            self.special = list(special) if special is not None else [False] * len(tokens)
+            self.tokens = tokens
+            self.reliance = _normalise(reliance) if reliance is not None else [None] * len(tokens)
 
 
 class ModalityChart(_TokenView):
@@ -81,9 +89,19 @@ class ModalityChart(_TokenView):
 
     @classmethod
     def from_reliance(cls, reliance, special=None) -> ModalityChart:
-        return cls(tokens=list(reliance.tokens), reliance=[float(x) for x in reliance.evidence],
-                   p_full=[float(x) for x in reliance.p_full], p_black=[float(x) for x in reliance.p_black],
-                   special=list(special) if special is not None else [False] * len(reliance.tokens))
+        chart = cls()
+        chart.set_reliance(reliance, special)
+        return chart
+
+    def set_reliance(self, reliance, special=None) -> None:
+        """Show another answer's reliance (a session's `Reliance`)."""
+        self.selection = []
+        with self.hold_sync():
+            self.special = list(special) if special is not None else [False] * len(reliance.tokens)
+            self.tokens = list(reliance.tokens)
+            self.reliance = [float(x) for x in reliance.evidence]
+            self.p_full = [float(x) for x in reliance.p_full]
+            self.p_black = [float(x) for x in reliance.p_black]
 
 
 def png_bytes(image: np.ndarray) -> bytes:

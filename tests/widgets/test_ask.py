@@ -1,0 +1,70 @@
+"""Asking in the widget: a new image or question refreshes the views; earlier questions stay reachable."""
+
+import datetime
+import io
+
+import numpy as np
+import pytest
+from eagle_widgets import Explorer
+from eagle_widgets.core import InputError
+from eagle_widgets.demo import CAPTION_PROMPT, UNBIASED, make_scene, presence_prompt
+from PIL import Image
+
+
+@pytest.fixture
+def explorer(demo_session):
+    return Explorer(demo_session, make_scene(1_000_025, bias=UNBIASED).image, CAPTION_PROMPT, regions=9)
+
+
+def _upload(name: str, data: bytes) -> tuple:
+    """What the FileUpload widget holds after the user picks a file."""
+    return ({"name": name, "type": "", "size": len(data), "content": memoryview(data),
+             "last_modified": datetime.datetime.now()},)
+
+
+def _png(image) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_ask_switches_question_and_keeps_the_earlier_one(explorer):
+    first = explorer.generation
+    explorer.select([1]).wait(60)
+    explained = explorer.result
+    scene = make_scene(7, bias=UNBIASED)
+    explorer.ask(scene.image, presence_prompt(scene.objects[0].shape))
+    assert explorer.generation is not first and explorer.generation.tokens[0].strip() in ("yes", "no")
+    assert explorer.strip.tokens == explorer.generation.tokens and explorer.chart.tokens == explorer.strip.tokens
+    assert explorer.selection == [] and explorer.result is None and explorer.heatmap.phase == "empty"
+    assert explorer.heatmap.width == 224 and "is there a" in explorer.header.value
+    assert [q.generation for q in explorer.history] == [first]
+    explorer.revisit(0)  # back to the first question: its explanation comes back without a run
+    assert explorer.generation is first and explorer.strip.tokens == first.tokens
+    explorer.select([1])
+    assert explorer.state == "done" and explorer.result is explained and "Shown again" in explorer.status.value
+
+
+def test_the_widget_generates_from_an_upload_and_a_typed_question(explorer):
+    scene = make_scene(11, bias=UNBIASED)
+    explorer.upload.value = _upload("scene.png", _png(scene.image))
+    explorer.prompt_control.value = CAPTION_PROMPT
+    explorer.generate_button.click()
+    assert np.array_equal(explorer.generation.image, scene.image) and len(explorer.history) == 1
+    assert explorer.history_control.options and explorer.upload.value == ()
+    explorer.history_control.value = 0  # picking an earlier question goes back to it
+    assert np.array_equal(explorer.generation.image, make_scene(1_000_025, bias=UNBIASED).image)
+
+
+def test_bad_files_and_prompts_are_said_in_the_widget(explorer):
+    before = explorer.generation
+    explorer.upload.value = _upload("notes.txt", b"hello")
+    explorer.generate_button.click()
+    assert "cannot read notes.txt as an image" in explorer.status.value and "eagle-error" in explorer.status.value
+    explorer.upload.value = ()
+    explorer.prompt_control.value = "   "
+    explorer.generate_button.click()
+    assert "prompt must be a non-empty string" in explorer.status.value
+    assert explorer.generation is before and explorer.history == []  # nothing earlier is lost
+    with pytest.raises(InputError, match="no earlier question"):
+        explorer.revisit(0)
