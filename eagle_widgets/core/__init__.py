@@ -6,7 +6,7 @@ in `eagle_widgets.storage`).
 
 from . import validation
 from .attribution import IMAGE_INDEPENDENT, MAP_ENCODINGS, AnswerContext, Attribution, region_map
-from .bundle import load_attribution, save_attribution
+from .bundle import bundle_bytes, load_attribution, save_attribution
 from .errors import BundleError, CacheError, EagleError, InputError, NewerBundleError, ScorerError
 from .faithfulness import pixel_bands, pixel_protocol, region_protocol, region_scores
 from .images import as_rgb_uint8, load_image
@@ -29,7 +29,8 @@ __all__ = [
     "AnswerContext", "Attribution", "BundleError", "CacheError", "Correction", "DEFAULT_PARAMS", "EagleError",
     "EvidenceScorer", "IMAGE_INDEPENDENT", "InputError", "LogisticScorer", "MAP_ENCODINGS", "MODES", "NewerBundleError",
     "ProgressUpdate", "RegionSet", "Scorer", "ScorerError", "region_map", "validation",
-    "as_rgb_uint8", "load_image", "attribute", "attribute_order", "auc", "correction_summary", "deletion_auc",
+    "as_rgb_uint8", "attribute", "attribute_order", "auc", "bundle_bytes", "correction_summary", "deletion_auc",
+    "load_image",
     "insertion_auc", "load_attribution", "minimal_correction_ratio", "pixel_bands",
     "pixel_protocol", "pointing_game", "region_protocol", "region_scores", "reliance_scores", "save_attribution",
     "sensitive_tokens",

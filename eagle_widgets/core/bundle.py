@@ -81,6 +81,14 @@ def save_attribution(result: Attribution, path) -> Path:
     return path
 
 
+def bundle_bytes(result: Attribution) -> bytes:
+    """`result` as the bytes of a bundle file (for downloads, and for workers that send results back)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "result.eagle"
+        save_attribution(result, path)
+        return path.read_bytes()
+
+
 def load_attribution(path) -> Attribution:
     """Read a bundle written by `save_attribution`; any problem raises BundleError naming it."""
     path = Path(path)

@@ -8,10 +8,10 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterator
 
+from ..core.bundle import bundle_bytes
 from ..core.errors import InputError
 from .manifest import Sample
 from .protocol import EvaluationOptions, error_record, run_sample
-from .store import bundle_bytes
 
 MAX_ATTEMPTS = 3  # a sample whose worker is lost this often is recorded as an error
 FAULT_ENV = "EAGLE_WIDGETS_FAULT_ONCE"  # "<sample id>:<marker file>": a worker exits on that sample once (tests)

@@ -43,14 +43,6 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def bundle_bytes(result) -> bytes:
-    """A result bundle as bytes (workers send these to the process that writes the results folder)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "result.eagle"
-        result.save(path)
-        return path.read_bytes()
-
-
 class ResultsFolder:
     def __init__(self, path, options: EvaluationOptions | None = None):
         self.path = Path(path)

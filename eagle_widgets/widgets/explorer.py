@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,12 +15,18 @@ import numpy as np
 
 from ..core import validation
 from ..core.attribution import Attribution
+from ..core.bundle import bundle_bytes
 from ..core.errors import EagleError, InputError
 from ..core.images import load_image
 from ..core.search import MODES
 from .contract import ExplorerSession
 from .state import image_note, selection_label, summary
-from .views import CurvesView, HeatmapView, ModalityChart, TokenStrip, check_selection
+from .views import CurvesView, DownloadBar, HeatmapView, ModalityChart, TokenStrip, check_selection
+
+EXPORTS = (("png", "PNG", "the figure of what is shown (image, map, answer, curves)"),
+           ("svg", "SVG", "the same figure as vector graphics"),
+           ("html", "HTML", "one self-contained page with every explanation so far (opens offline)"),
+           ("bundle", "Bundle", "the shown result as a .eagle bundle (Attribution.load)"))
 
 
 @dataclass
@@ -125,7 +132,9 @@ class Explorer(W.VBox):
         controls = W.HBox([self.mode_control, self.regions_control, self.lambda1_control, self.lambda2_control,
                            self.run_button, self.cancel_button], layout=W.Layout(flex_flow="row wrap"))
         views = W.HBox([self.heatmap, W.VBox([self.curves, self.chart])], layout=W.Layout(flex_flow="row wrap"))
-        super().__init__([ask, self.header, self.strip, controls, W.HBox([self.progress, self.status]), views])
+        self.downloads = DownloadBar(self.export_file, EXPORTS)
+        super().__init__([ask, self.header, self.strip, controls, W.HBox([self.progress, self.status]), views,
+                          self.downloads])
 
     # -- questions ------------------------------------------------------------------------------
     def _answer(self, image, prompt: str, answer=None):
@@ -411,6 +420,34 @@ class Explorer(W.VBox):
         from .export import explorer_page, write_page
 
         return write_page(explorer_page(self), path)
+
+    def export_file(self, what: str) -> tuple[str, bytes, str]:
+        """(file name, bytes, MIME type) of an export: "png" or "svg" (the figure of what is shown), "html" (the
+        self-contained page) or "bundle" (the shown result, for `Attribution.load`)."""
+        from ..display.figures import explanation_figure
+
+        stem = "explanation" if self.result is None else \
+            "explanation-" + "-".join(str(i) for i in (self._shown_key[0] if self._shown_key else self.selection))
+        if what in ("png", "svg"):
+            if what == "png":
+                return f"{stem}.png", self.snapshot_png(), "image/png"
+            shown = self.result if self.state in ("done", "cancelled") else None
+            fig = explanation_figure(self.generation.image, self.generation.tokens, self.strip.reliance, shown,
+                                     self.selection, self.generation.special,
+                                     title=f"{self.generation.prompt} → {self.generation.text}",
+                                     encoding=self.heatmap.encoding, style=self.heatmap.style)
+            buf = io.BytesIO()
+            fig.savefig(buf, format="svg")
+            return f"{stem}.svg", buf.getvalue(), "image/svg+xml"
+        if what == "html":
+            from .export import explorer_page
+
+            return "explorer.html", explorer_page(self).encode(), "text/html"
+        if what == "bundle":
+            if self.result is None or not self.result.order:
+                raise InputError("no explanation is shown yet: select tokens first")
+            return f"{stem}.eagle", bundle_bytes(self.result), "application/octet-stream"
+        raise InputError(f"export one of {', '.join(f for f, _, _ in EXPORTS)}; got {what!r}")
 
     def snapshot_png(self) -> bytes:
         """A picture of the current state (what a saved notebook shows without a kernel)."""

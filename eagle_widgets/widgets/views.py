@@ -11,7 +11,7 @@ import traitlets
 
 from ..core import validation
 from ..core.attribution import MAP_ENCODINGS, Attribution
-from ..core.errors import InputError
+from ..core.errors import EagleError, InputError
 from ..core.images import as_rgb_uint8
 from ..display.colours import DEFAULT_STYLE, OVERLAY_OPACITY, STYLES, drawing
 from .state import DEFAULT_ENCODING, EMPTY_CURVES, EMPTY_HEATMAP, curves_state, heatmap_state, preview_state
@@ -247,3 +247,30 @@ class CurvesView(_View):
         if not self.areas:
             return "CurvesView(empty)"
         return f"CurvesView(insertion_auc={self.insertion_auc:.4f}, deletion_auc={self.deletion_auc:.4f})"
+
+
+class DownloadBar(_View):
+    """Export buttons. A click sends the format to Python; `provider(format)` returns (file name, bytes, MIME
+    type) and the front end saves them as a download. A provider's `EagleError` is shown beside the buttons."""
+
+    _view = traitlets.Unicode("downloads").tag(sync=True)
+    formats = traitlets.List().tag(sync=True)  # [format, button label, tooltip]
+
+    def __init__(self, provider, formats, **kwargs):
+        super().__init__(formats=[list(f) for f in formats], **kwargs)
+        self.provider = provider
+        self.on_msg(self._on_message)
+
+    def _on_message(self, _widget, content, _buffers) -> None:
+        if isinstance(content, dict) and content.get("type") == "download":
+            self.deliver(str(content.get("what")))
+
+    def deliver(self, what: str) -> tuple[str, bytes, str] | None:
+        """What a click on the `what` button sends (also callable from Python)."""
+        try:
+            name, data, mime = self.provider(what)
+        except EagleError as err:
+            self.send({"type": "error", "message": str(err)})
+            return None
+        self.send({"type": "file", "name": name, "mime": mime}, [data])
+        return name, data, mime

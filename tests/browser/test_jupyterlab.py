@@ -114,7 +114,7 @@ def test_click_explain_restale_and_cancel_in_jupyterlab(lab, browser, demo_sessi
                            timeout=60_000)
 
     # New regions: the shown map is marked out of date, and the next token's map uses the new label map.
-    regions = page.locator(".widget-text input").first
+    regions = page.locator(".widget-text:has(label:text-is('regions')) input")
     regions.fill("25")
     regions.press("Enter")
     page.wait_for_selector(".eagle-note:has-text('Out of date')", timeout=30_000)
@@ -147,7 +147,7 @@ def test_click_explain_restale_and_cancel_in_jupyterlab(lab, browser, demo_sessi
     page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})")
 
     # A long run, cancelled from the browser: the partial map says so.
-    page.locator(".widget-dropdown select").first.select_option("exact")
+    page.locator(".widget-dropdown:has(label:text-is('mode')) select").select_option("exact")
     regions.fill("120")
     regions.press("Enter")
     chips.nth(words.index(scene.objects[1].colour)).click()

@@ -68,3 +68,25 @@ def test_bad_files_and_prompts_are_said_in_the_widget(explorer):
     assert explorer.generation is before and explorer.history == []  # nothing earlier is lost
     with pytest.raises(InputError, match="no earlier question"):
         explorer.revisit(0)
+
+
+def test_export_buttons_deliver_the_files(explorer, tmp_path):
+    from eagle_widgets.core import load_attribution
+
+    sent = []
+    explorer.downloads.send = lambda content, buffers=None: sent.append((content, buffers))
+    explorer.downloads.deliver("bundle")  # nothing shown yet: said beside the buttons, no file
+    assert sent[-1][0] == {"type": "error", "message": "no explanation is shown yet: select tokens first"}
+    explorer.select([1]).wait(60)
+    files = {}
+    for what, _label, _tip in explorer.downloads.formats:
+        explorer.downloads._on_message(None, {"type": "download", "what": what}, [])  # what a click sends
+        content, buffers = sent[-1]
+        assert content["type"] == "file"
+        files[what] = (content["name"], bytes(buffers[0]))
+    assert files["png"][0] == "explanation-1.png" and files["png"][1][:8] == b"\x89PNG\r\n\x1a\n"
+    assert files["svg"][1].lstrip().startswith(b"<?xml") and b"<svg" in files["svg"][1]
+    assert b"<html" in files["html"][1] and b"http://" not in files["html"][1].replace(b"http://www.w3.org", b"")
+    (tmp_path / files["bundle"][0]).write_bytes(files["bundle"][1])
+    loaded = load_attribution(tmp_path / files["bundle"][0])
+    assert loaded.order == explorer.result.order and loaded.context.targets == (1,)

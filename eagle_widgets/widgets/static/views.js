@@ -339,7 +339,37 @@ function renderCurves({ model, el: root }) {
   return off;
 }
 
-const VIEWS = { strip: renderStrip, heatmap: renderHeatmap, modality: renderModality, curves: renderCurves };
+// Export buttons: a click asks Python for the file; the reply's bytes are saved through a temporary link.
+function renderDownloads({ model, el: root }) {
+  root.classList.add("eagle-downloads");
+  const buttons = model.get("formats").map(([what, label, tip]) => {
+    const b = el("button", "eagle-download", label);
+    b.title = tip;
+    b.dataset.what = what;
+    b.addEventListener("click", () => model.send({ type: "download", what }));
+    return b;
+  });
+  const note = el("span", "eagle-download-note");
+  root.replaceChildren(el("span", "eagle-download-label", "export "), ...buttons, note);
+  function onMessage(msg, buffers) {
+    if (msg.type === "error") { note.textContent = " " + msg.message; return; }
+    if (msg.type !== "file") return;
+    const blob = new Blob([buffers[0]], { type: msg.mime });
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = msg.name;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+    note.textContent = ` saved ${msg.name}`;
+  }
+  model.on("msg:custom", onMessage);
+  return () => model.off("msg:custom", onMessage);
+}
+
+const VIEWS = { strip: renderStrip, heatmap: renderHeatmap, modality: renderModality, curves: renderCurves,
+  downloads: renderDownloads };
 
 export default {
   render(ctx) {
