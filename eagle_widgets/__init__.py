@@ -14,7 +14,7 @@ def __getattr__(name):
 
         return getattr(models, name)
     if name in ("Explorer", "TokenStrip", "HeatmapView", "ModalityChart", "CurvesView"):
-        from . import widgets
+        from . import baselines, widgets  # noqa: F401  (the baselines register as the Explorer's methods)
 
         return getattr(widgets, name)
     if name == "load_demo_session":

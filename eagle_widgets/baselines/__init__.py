@@ -16,6 +16,7 @@ Each baseline declares what it `needs`; a session that cannot provide it gets `U
 """
 
 from ..models.adapters import UnsupportedModel
+from ..models.methods import register_method
 from .compare import METHODS, compare_methods, correction_ratios, format_table, summarise
 from .methods import (
     BASELINES,
@@ -28,6 +29,9 @@ from .methods import (
     explain_baseline,
     rank_gaussian_filter,
 )
+
+for _name, _cls in BASELINES.items():  # offered by every session (session.methods(), the Explorer's menu)
+    register_method(_name, lambda session, request, cls=_cls: cls().explain(session, request).values)
 
 __all__ = [
     "BASELINES", "Baseline", "LlavaCAM", "RandomOrder", "RegionOcclusion", "SaliencyMap", "TokenActivationMap",

@@ -20,9 +20,10 @@ MAP_ENCODINGS = {
 IMAGE_INDEPENDENT = 0.05  # below this much movement of p along the paths, a map ranks noise
 
 
-def region_map(order, scores, num_regions: int, encoding: str = "gain") -> np.ndarray:
+def region_map(order, scores, num_regions: int, encoding: str = "gain", scale: float | None = None) -> np.ndarray:
     """Value per region label in [0, 1] from the ranked regions `order` and F along them (`scores`, len(order)+1
-    points, or fewer for a preview: regions past the known scores get 0, as do unranked regions)."""
+    points, or fewer for a preview: regions past the known scores get 0, as do unranked regions). `scale`: for
+    "gain", the gain that maps to 1 (default: this path's largest), so that maps can share one scale."""
     if encoding not in MAP_ENCODINGS:
         raise InputError(f"the map encoding is one of {', '.join(MAP_ENCODINGS)}; got {encoding!r}")
     values = np.zeros(int(num_regions), dtype=np.float64)
@@ -32,9 +33,9 @@ def region_map(order, scores, num_regions: int, encoding: str = "gain") -> np.nd
         return values
     gains = np.diff(scores[: len(order) + 1])
     if encoding == "gain":
-        top = gains.max()
+        top = gains.max() if scale is None else float(scale)
         if top > 0:
-            values[order] = np.clip(gains, 0, None) / top
+            values[order] = np.clip(gains / top, 0, 1)
         return values
     # The authors' normalisation: a = -cumsum(|gain|), min-max scaled, so rank 1 -> 1 and the last rank -> 0.
     a = -np.cumsum(np.abs(gains))

@@ -67,8 +67,9 @@ def pixel_protocol(scorer_for, saliency, steps: int = PIXEL_STEPS, batch_size: i
                            mode="pixel protocol")
 
 
-def region_protocol(scorer_for, regions: RegionSet, saliency, batch_size: int = 64) -> Attribution:
+def region_protocol(scorer_for, regions: RegionSet, saliency, batch_size: int = 64, *, mode: str = "region protocol",
+                    context: dict | None = None) -> Attribution:
     """Insertion/deletion of `regions` ordered by their mean saliency."""
     regions = RegionSet.coerce(regions)
     order = order_by_scores(region_scores(regions, saliency))
-    return attribute_order(scorer_for(regions), regions, order, batch_size=batch_size, mode="region protocol")
+    return attribute_order(scorer_for(regions), regions, order, batch_size=batch_size, mode=mode, context=context)

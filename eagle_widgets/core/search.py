@@ -282,9 +282,14 @@ def attribute(scorer, regions, mode: str = "exact", lambda1: float = 1.0, lambda
         return search.result(order, params, complete=False)
 
 
-def attribute_order(scorer, regions, order, *, batch_size: int = 64, mode: str = "given order") -> Attribution:
+def attribute_order(scorer, regions, order, *, batch_size: int = 64, mode: str = "given order",
+                    context: dict | None = None) -> Attribution:
     """The insertion and deletion trajectories of a given region order (another method's ranking),
-    measured with the same scorer, so its curves and metrics compare directly with EAGLE's."""
+    measured with the same scorer, so its curves and metrics compare directly with EAGLE's. `context` as in
+    `attribute`."""
+    unknown_context = set(context or {}) - set(CONTEXT_FIELDS)
+    if unknown_context:
+        raise InputError(f"context takes {', '.join(CONTEXT_FIELDS)}; got {', '.join(sorted(unknown_context))}")
     regions = RegionSet.coerce(regions)
     order = [int(r) for r in order]
     if sorted(order) != list(range(regions.n)):
@@ -292,6 +297,7 @@ def attribute_order(scorer, regions, order, *, batch_size: int = 64, mode: str =
     if getattr(scorer, "num_regions", regions.n) != regions.n:
         raise InputError(f"the scorer scores {scorer.num_regions} regions but the image is split into {regions.n}")
     search = _Search(scorer, regions, mode, 1.0, 1.0, int(batch_size), None, None)
+    search.context = dict(context or {})
     search.endpoints()
     return search.result(order, {}, complete=True)
 

@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..core import AnswerContext, Attribution, RegionSet, attribute, validation
+from ..core import AnswerContext, Attribution, RegionSet, attribute, region_protocol, validation
 from ..core.errors import CacheError, EagleError, InputError, NotAVisionLanguageModel
 from ..core.images import as_rgb_uint8
 from ..core.metrics import SENSITIVE_THRESHOLD
 from ..storage.cache import ResultCache, default_cache_dir, fingerprint
 from .adapters import Adapter, adapter_class_for
 from .composition import NotComposable
+from .methods import SALIENCY_METHODS, saliency
 from .scoring import BatchedPixelScorer, MaskedInputScorer, ModelHandle, PixelSpaceScorer, TeacherForcedSequence
 
 _session_ids = itertools.count(1)
@@ -393,19 +394,42 @@ class ModelSession:
                 cached.image = generation.image
                 cached.from_cache = True
                 return cached
-        targets = scorer.sequence.targets
-        answered = AnswerContext(
-            model=self.name, family=self.family, prompt=generation.prompt, answer=generation.text,
-            generated_tokens=tuple(generation.tokens), generated_ids=tuple(generation.token_ids),
-            targets=tuple(targets), target_ids=tuple(scorer.sequence.target_ids.tolist()), path=path,
-            batch_size=scorer.batch_size, scoring=scorer.describe())
-        context = {"token_labels": [generation.tokens[t] for t in targets], "image": generation.image,
-                   "context": answered}
+        context = self._result_context(request, scorer, path)
         result = attribute(scorer, scorer.regions, mode=mode, lambda1=lambda1, lambda2=lambda2,
                            batch_size=scorer.batch_size, progress=progress, cancel=cancel, context=context, **params)
         if key is not None:
             self.cache.put(key, result)
         return result
+
+    def _result_context(self, request: ExplanationRequest, scorer, path: str) -> dict:
+        """What a result says it explains (its AnswerContext), its token labels and image."""
+        generation = request.generation
+        answered = AnswerContext(
+            model=self.name, family=self.family, prompt=generation.prompt, answer=generation.text,
+            generated_tokens=tuple(generation.tokens), generated_ids=tuple(generation.token_ids),
+            targets=tuple(scorer.sequence.targets), target_ids=tuple(scorer.sequence.target_ids.tolist()),
+            path=path, batch_size=scorer.batch_size, scoring=scorer.describe())
+        return {"token_labels": [generation.tokens[t] for t in scorer.sequence.targets], "image": generation.image,
+                "context": answered}
+
+    def methods(self) -> list[str]:
+        """The attribution methods this session runs: EAGLE and every registered method (the baselines
+        register themselves when `eagle_widgets.baselines` is imported)."""
+        return ["eagle", *SALIENCY_METHODS]
+
+    def explain_method(self, generation, tokens=None, regions=64, *, method: str = "eagle",
+                       batch_size: int | None = None, **params) -> Attribution:
+        """EAGLE (`explain`), or another method's map scored like EAGLE: its regions revealed and removed in
+        the order of their mean map value (the region protocol), with the same scorer, so its map, curves
+        and AUCs compare directly with EAGLE's."""
+        if method == "eagle":
+            return self.explain(generation, tokens, regions, batch_size=batch_size, **params)
+        request = self.request(generation, tokens, regions)
+        values = saliency(method, self, request)
+        scorer = self.scorer(request, batch_size=batch_size)
+        context = self._result_context(request, scorer, "fast")
+        return region_protocol(lambda _regions: scorer, request.regions, values, scorer.batch_size, mode=method,
+                               context=context)
 
     def reliance(self, generation: Generation) -> Reliance:
         """p_t(image) and p_t(black) for every generated token, from one batch of two forward passes."""

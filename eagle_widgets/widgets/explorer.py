@@ -19,6 +19,7 @@ from ..core.bundle import bundle_bytes
 from ..core.errors import EagleError, InputError
 from ..core.images import load_image
 from ..core.search import MODES
+from .compare import CompareView
 from .contract import ExplorerSession
 from .state import image_note, selection_label, summary
 from .views import CurvesView, DownloadBar, HeatmapView, ModalityChart, TokenStrip, check_selection
@@ -88,6 +89,11 @@ class Explorer(W.VBox):
         W.link((self.strip, "selection"), (self.chart, "selection"))
         W.dlink((self.heatmap, "step"), (self.curves, "step"))  # the insertion step, marked on the curves
 
+        methods = session.methods() if callable(getattr(session, "methods", None)) else ["eagle"]
+        self.method_control = W.Dropdown(options=methods, value="eagle", description="method",
+                                         tooltip="eagle: the greedy search; the others are baselines whose maps are "
+                                         "scored like EAGLE's (regions in the order of their mean map value)",
+                                         layout=W.Layout(width="190px"))
         self.mode_control = W.Dropdown(options=list(MODES), value=mode, description="mode",
                                        tooltip="exact: the paper's greedy search (N(N+1) model calls); "
                                        "efficient: the authors' faster variant; early_stop: stops when F saturates",
@@ -104,7 +110,8 @@ class Explorer(W.VBox):
                                                   description="λ2",
                                                   tooltip="weight of deletion: 1 - p(token) with the "
                                                   "chosen regions removed", layout=W.Layout(width="120px"))
-        for control in (self.mode_control, self.regions_control, self.lambda1_control, self.lambda2_control):
+        for control in (self.method_control, self.mode_control, self.regions_control, self.lambda1_control,
+                        self.lambda2_control):
             control.observe(self._on_params, names="value")
         self.run_button = W.Button(description="Run", icon="play", button_style="primary",
                                    layout=W.Layout(width="80px"))
@@ -129,12 +136,19 @@ class Explorer(W.VBox):
         self.history_control.observe(self._on_history, names="value")
         ask = W.HBox([self.upload, self.prompt_control, self.generate_button, self.history_control],
                      layout=W.Layout(flex_flow="row wrap"))
-        controls = W.HBox([self.mode_control, self.regions_control, self.lambda1_control, self.lambda2_control,
-                           self.run_button, self.cancel_button], layout=W.Layout(flex_flow="row wrap"))
+        controls = W.HBox([self.method_control, self.mode_control, self.regions_control, self.lambda1_control,
+                           self.lambda2_control, self.run_button, self.cancel_button],
+                          layout=W.Layout(flex_flow="row wrap"))
         views = W.HBox([self.heatmap, W.VBox([self.curves, self.chart])], layout=W.Layout(flex_flow="row wrap"))
         self.downloads = DownloadBar(self.export_file, EXPORTS)
+        self.compare_control = W.Dropdown(options=methods, value=methods[-1], description="compare with",
+                                          tooltip="the shown selection explained by another method, side by side "
+                                          "on one colour scale", layout=W.Layout(width="240px"))
+        self.compare_button = W.Button(description="Compare", icon="columns", layout=W.Layout(width="100px"))
+        self.compare_button.on_click(lambda _: self._compare_from_widget())
+        self.comparison = CompareView(gen.image)
         super().__init__([ask, self.header, self.strip, controls, W.HBox([self.progress, self.status]), views,
-                          self.downloads])
+                          W.HBox([self.compare_control, self.compare_button]), self.comparison, self.downloads])
 
     # -- questions ------------------------------------------------------------------------------
     def _answer(self, image, prompt: str, answer=None):
@@ -178,6 +192,7 @@ class Explorer(W.VBox):
         self.chart.set_reliance(rel, gen.special)
         self.heatmap.set_image(gen.image)
         self.heatmap.clear()
+        self.comparison.clear()
         self.curves.clear()
         self.progress.value, self.progress.bar_style = 0, ""
         self.header.value = self._header_html()
@@ -234,7 +249,8 @@ class Explorer(W.VBox):
         return self
 
     def params(self) -> dict:
-        return {"mode": self.mode_control.value, "regions": int(self.regions_control.value),
+        return {"method": self.method_control.value, "mode": self.mode_control.value,
+                "regions": int(self.regions_control.value),
                 "lambda1": float(self.lambda1_control.value), "lambda2": float(self.lambda2_control.value),
                 **self.mode_params}
 
@@ -260,7 +276,8 @@ class Explorer(W.VBox):
         self.heatmap.clear()  # the views keep their size: no layout jump
         self.heatmap.phase, self.heatmap.caption = "running", f"{self._labels(selection)} · starting…"
         self.curves.clear()
-        self._set_status(f"Explaining {self._labels(selection)} ({params['mode']}, {params['regions']} regions)…")
+        how = params["mode"] if params["method"] == "eagle" else params["method"]
+        self._set_status(f"Explaining {self._labels(selection)} ({how}, {params['regions']} regions)…")
         self._worker = threading.Thread(target=self._work, args=(key, selection, params, self._cancel), daemon=True,
                                         name="eagle-explorer")
         self._worker.start()
@@ -277,7 +294,10 @@ class Explorer(W.VBox):
         if context is None or tuple(context.generated_ids) != tuple(self.generation.token_ids):
             raise InputError("this result explains another answer than the Explorer's")
         self._stop_worker()
-        for control, value in ((self.mode_control, result.mode), (self.regions_control, regions),
+        method = result.mode if result.mode in self.method_control.options else "eagle"
+        for control, value in ((self.method_control, method), (self.mode_control, result.mode if method == "eagle"
+                                                                else self.mode_control.value),
+                               (self.regions_control, regions),
                                (self.lambda1_control, result.lambda1), (self.lambda2_control, result.lambda2)):
             control.value = value
         selection = list(context.targets)
@@ -285,6 +305,76 @@ class Explorer(W.VBox):
             self._cache[(tuple(selection), tuple(sorted(self.params().items())))] = result
         self.select(selection)
         return self
+
+    def compare(self, left: dict | None = None, right: dict | None = None) -> Explorer:
+        """Two explanations side by side, on one colour scale, computed in the background (`wait()` blocks
+        until both are there). Each side is {"selection": [...], "method": "..."}; what a side leaves out is
+        taken from the current selection and controls. Results already computed are reused."""
+        base = {"selection": self.selection, "method": self.method_control.value}
+        sides = []
+        for side in (left or {}, right or {}):
+            unknown = set(side) - {"selection", "method"}
+            if unknown:
+                raise InputError(f"a compared side takes selection and method; got {', '.join(sorted(unknown))}")
+            s = {**base, **side}
+            s["selection"] = check_selection(s["selection"], len(self.generation.tokens))
+            if not s["selection"]:
+                raise InputError("select tokens (or give a selection) to compare")
+            if s["method"] not in self.method_control.options:
+                raise InputError(f"unknown method {s['method']!r}; choose one of "
+                                 f"{', '.join(self.method_control.options)}")
+            sides.append(s)
+        self._stop_worker()
+        self._cancel = threading.Event()
+        self.state = "running"
+        self._set_status("Comparing " + " with ".join(f"{self._labels(s['selection'])} ({s['method']})"
+                                                      for s in sides) + "…")
+        self._worker = threading.Thread(target=self._compare_work, args=(sides, self._cancel), daemon=True,
+                                        name="eagle-compare")
+        self._worker.start()
+        return self
+
+    def _compare_work(self, sides, cancel: threading.Event) -> None:
+        results = []
+        try:
+            for side in sides:
+                params = {**self.params(), "method": side["method"]}
+                key = (tuple(side["selection"]), tuple(sorted(params.items())))
+                with self._lock:
+                    cached = self._cache.get(key)
+                if cached is None:
+                    request = self.session.request(self.generation, side["selection"], params["regions"])
+                    if side["method"] == "eagle":
+                        extra = {k: v for k, v in params.items() if k not in ("method", "mode", "regions")}
+                        cached = self.session.explain(request, mode=params["mode"], batch_size=self.batch_size,
+                                                      cancel=cancel, **extra)
+                    else:
+                        cached = self.session.explain_method(request, method=side["method"],
+                                                             batch_size=self.batch_size)
+                    if cancel.is_set() or not cached.complete:
+                        self.state = "cancelled"
+                        self._set_status("Comparison cancelled.")
+                        return
+                    with self._lock:
+                        self._cache[key] = cached
+                results.append(cached)
+        except EagleError as err:
+            self._fail(str(err))
+            return
+        except Exception as err:  # keep the kernel alive and say what went wrong in the widget
+            self._fail(f"{type(err).__name__}: {err}")
+            return
+        self.comparison.show(*results)
+        self.state = "done"
+        self._set_status("Compared: " + " vs ".join(
+            f"{self._labels(list(r.context.targets))} ({r.mode}) insertion AUC {r.insertion_auc:.3f}, deletion AUC "
+            f"{r.deletion_auc:.3f}" for r in results))
+
+    def _compare_from_widget(self) -> None:
+        try:
+            self.compare(None, {"method": self.compare_control.value})
+        except EagleError as err:
+            self._set_status(f"Error: {err}", error=True)
 
     def explanations(self) -> dict[tuple[int, ...], Attribution]:
         """Every explanation computed so far by selection (the latest settings win), with a cancelled partial
@@ -317,13 +407,16 @@ class Explorer(W.VBox):
     def _work(self, key, selection, params, cancel: threading.Event) -> None:
         started = time.perf_counter()
         p = dict(params)
-        mode, regions = p.pop("mode"), p.pop("regions")
+        method, mode, regions = p.pop("method"), p.pop("mode"), p.pop("regions")
         try:
             request = self.session.request(self.generation, selection, regions)
             label = selection_label(request.token_labels)
-            result = self.session.explain(
-                request, mode=mode, batch_size=self.batch_size,
-                progress=lambda update: self._on_progress(update, label, request.regions), cancel=cancel, **p)
+            if method == "eagle":
+                result = self.session.explain(
+                    request, mode=mode, batch_size=self.batch_size,
+                    progress=lambda update: self._on_progress(update, label, request.regions), cancel=cancel, **p)
+            else:  # a baseline's map, then its curves in the region protocol (not cancellable midway)
+                result = self.session.explain_method(request, method=method, batch_size=self.batch_size)
         except EagleError as err:
             self._fail(str(err))
             return

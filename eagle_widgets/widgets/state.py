@@ -9,11 +9,13 @@ from ..core.attribution import IMAGE_INDEPENDENT, MAP_ENCODINGS, Attribution, re
 DEFAULT_ENCODING = "gain"
 ENCODING_TITLES = {"gain": "gain share", "paper": "paper's normalisation"}
 
-def legend(encoding: str, result: Attribution | None = None, scores=None) -> str:
-    """The colour bar's title: what a colour means, with the scale of this result's gains."""
+def legend(encoding: str, result: Attribution | None = None, scores=None, scale: float | None = None) -> str:
+    """The colour bar's title: what a colour means, with the scale of this result's gains (or a shared one)."""
     top = ""
     gains = np.diff(np.asarray(result.scores if result is not None else scores or [], dtype=np.float64))
-    if encoding == "gain" and gains.size and gains.max() > 0:
+    if encoding == "gain" and scale is not None and scale > 0:
+        top = f" (1 = a gain of {scale:.3f} in F: one scale for the maps compared)"
+    elif encoding == "gain" and gains.size and gains.max() > 0:
         top = f" (1 = a gain of {gains.max():.3f} in F, the most any region added)"
     return f"{ENCODING_TITLES[encoding]}: {MAP_ENCODINGS[encoding]}{top}"
 
@@ -32,18 +34,19 @@ def image_note(result: Attribution) -> str:
     return ""
 
 
-def heatmap_state(result: Attribution, encoding: str = DEFAULT_ENCODING) -> dict:
-    """The heatmap's traits for `result` (labels travel separately: `label_bytes`)."""
+def heatmap_state(result: Attribution, encoding: str = DEFAULT_ENCODING, scale: float | None = None) -> dict:
+    """The heatmap's traits for `result` (labels travel separately: `label_bytes`); `scale` shares the gain
+    encoding's 1 between maps."""
     partial = "" if result.complete else f" · partial: {len(result.order)}/{result.num_regions} regions (cancelled)"
     return {
-        "values": [float(v) for v in region_map(result.order, result.scores, result.num_regions, encoding)],
+        "values": [float(v) for v in region_map(result.order, result.scores, result.num_regions, encoding, scale)],
         "gains": [float(g) for g in result.marginal_gains()],
         "order": list(result.order),
         "insertion": [float(v) for v in result.insertion],
         "areas": [float(a) for a in result.areas],
         "n_regions": result.num_regions,
         "encoding": encoding,
-        "legend": legend(encoding, result),
+        "legend": legend(encoding, result, scale=scale),
         "note": image_note(result),
         "caption": f"{selection_label(result.token_labels) or f'{result.num_tokens} tokens'} · {result.mode} · "
                    f"{result.num_regions} regions{partial}",

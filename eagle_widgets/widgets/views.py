@@ -153,7 +153,7 @@ class HeatmapView(_View):
     def _reencode(self, _change) -> None:
         """A new encoding redraws the kept result; nothing is recomputed."""
         if self.result is not None:
-            self.show(self.result)
+            self.show(self.result, getattr(self, "_scale", None))
 
     def set_image(self, image) -> None:
         rgb = as_rgb_uint8(image)
@@ -169,11 +169,12 @@ class HeatmapView(_View):
         self.labels = labels.astype("<u2").tobytes()
         self._sent_regions = None  # a label map given directly: no RegionSet stands for it
 
-    def show(self, result: Attribution) -> None:
-        """Draw `result` (complete or partial) in the current encoding."""
+    def show(self, result: Attribution, scale: float | None = None) -> None:
+        """Draw `result` (complete or partial) in the current encoding (`scale`: a gain shared with other maps)."""
         if not self.image_png and result.image is not None:
             self.set_image(result.image)
-        state = heatmap_state(result, self.encoding)
+        self._scale = scale
+        state = heatmap_state(result, self.encoding, scale)
         with self.hold_sync():
             if self._sent_regions is not result.regions:
                 self.set_regions(result.regions.labels)

@@ -8,7 +8,8 @@ import pytest
 from eagle_widgets.core import load_attribution
 from eagle_widgets.demo import UNBIASED, make_scene
 from PIL import Image
-from test_jupyterlab import notebook, run_cell
+from pixels import mismatches
+from test_jupyterlab import BROWSER_TESTS, notebook, run_cell
 
 pytestmark = pytest.mark.browser
 
@@ -34,6 +35,11 @@ def test_upload_ask_explain_and_download(lab, browser, demo_session, tmp_path):
         "import hashlib\n"
         "print('KERNEL', ex.generation.prompt, '|', ex.generation.text, '|', len(ex.history), '|',"
         " hashlib.sha256(ex.generation.image.tobytes()).hexdigest()[:12])",
+        "import json, sys\n"
+        f"sys.path.insert(0, {str(BROWSER_TESTS)!r})\n"
+        "from pixels import expectations\n"
+        "view = ex.comparison.right\n"
+        "print('EXPECT', json.dumps(expectations(ex.comparison.results[1].regions.labels, view.values, view.style)))",
     ])))
     page = browser.new_page(viewport={"width": 1300, "height": 1100}, accept_downloads=True)
     errors = []
@@ -81,6 +87,17 @@ def test_upload_ask_explain_and_download(lab, browser, demo_session, tmp_path):
     assert b"<svg" in files["SVG"].read_bytes()
     result = load_attribution(files["Bundle"])
     assert result.context.prompt == f"is there a {second.objects[0].shape} ?" and result.complete
+    # Compare with a baseline: both maps drawn, the right one with the pixels its values give on the shared scale.
+    page.locator(".widget-dropdown:has(label:text-is('compare with')) select").select_option("occlusion")
+    page.locator("button:has-text('Compare')").click()
+    page.wait_for_selector(".eagle-compare-right:has-text('occlusion')", timeout=90_000)
+    page.wait_for_selector(".eagle-status:has-text('Compared')", timeout=60_000)
+    run_cell(page, 2)
+    out = page.wait_for_selector(".jp-OutputArea-output:has-text('EXPECT')", timeout=60_000).inner_text()
+    points = json.loads(out.split("EXPECT", 1)[1].strip())
+    assert len(points) >= 4 and not mismatches(page, ".eagle-compare-right .eagle-overlay", points)
+    assert "one scale for the maps compared" in page.locator(".eagle-compare-left").inner_text()
+
     # The page opens offline: no network, and the strip is drawn.
     offline = browser.new_page()
     requests = []

@@ -90,3 +90,47 @@ def test_export_buttons_deliver_the_files(explorer, tmp_path):
     (tmp_path / files["bundle"][0]).write_bytes(files["bundle"][1])
     loaded = load_attribution(tmp_path / files["bundle"][0])
     assert loaded.order == explorer.result.order and loaded.context.targets == (1,)
+
+
+def test_a_baseline_from_the_method_menu_is_drawn_and_scored_like_eagle(explorer, demo_session):
+    assert {"eagle", "occlusion", "random"} <= set(explorer.method_control.options)
+    explorer.select([1]).wait(60)
+    eagle = explorer.result
+    explorer.method_control.value = "occlusion"  # the shown EAGLE map is now out of date
+    assert explorer.heatmap.phase == "stale"
+    explorer.run()
+    occlusion = explorer.wait(60)
+    assert occlusion.mode == "occlusion" and occlusion.complete and explorer.heatmap.phase == "done"
+    assert occlusion.regions is eagle.regions and occlusion.context.targets == (1,)
+    assert len(explorer.heatmap.values) == occlusion.num_regions and explorer.curves.insertion
+    direct = demo_session.explain_method(explorer.generation, [1], 9, method="occlusion")
+    assert direct.order == occlusion.order and direct.insertion_auc == pytest.approx(occlusion.insertion_auc)
+    explorer.method_control.value = "eagle"
+    explorer.run()  # back to EAGLE: served from the Explorer's results, not recomputed
+    assert explorer.result is eagle
+    with pytest.raises(InputError, match="unknown method 'gradcam'"):
+        demo_session.explain_method(explorer.generation, [1], 9, method="gradcam")
+
+
+def test_compare_methods_and_selections_on_one_scale(explorer):
+    explorer.select([1]).wait(60)
+    eagle = explorer.result
+    explorer.compare_control.value = "occlusion"
+    explorer.compare_button.click()
+    explorer.wait(60)
+    left, right = explorer.comparison.results
+    assert left is eagle and right.mode == "occlusion" and explorer.state == "done"
+    scale = max(float(np.diff(r.scores).max()) for r in (left, right))
+    for view, result in ((explorer.comparison.left, left), (explorer.comparison.right, right)):
+        gains = np.clip(np.diff(result.scores) / scale, 0, 1)
+        assert view.values == pytest.approx([float(gains[list(result.order).index(i)]) for i in
+                                             range(result.num_regions)])
+        assert "one scale for the maps compared" in view.legend
+    assert max(max(explorer.comparison.left.values), max(explorer.comparison.right.values)) == pytest.approx(1.0)
+    assert "insertion AUC" in explorer.comparison.right_caption.value
+    explorer.compare({"selection": [1]}, {"selection": [2], "method": "eagle"}).wait(60)
+    assert [r.context.targets for r in explorer.comparison.results] == [(1,), (2,)]
+    with pytest.raises(InputError, match="unknown method"):
+        explorer.compare(None, {"method": "gradcam"})
+    with pytest.raises(InputError, match="takes selection and method"):
+        explorer.compare(None, {"regions": 4})

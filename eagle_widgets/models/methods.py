@@ -1,0 +1,27 @@
+"""Attribution methods a session can run beside EAGLE. Rooms that provide methods (the baselines) register
+them here, so that the session and the widgets can offer them without importing those rooms."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ..core.errors import InputError
+
+# name -> fn(session, request) -> HxW saliency map of the request's image
+SALIENCY_METHODS: dict[str, Callable] = {}
+
+
+def register_method(name: str, fn: Callable) -> None:
+    """Offer `fn(session, request) -> HxW map` as the method `name` (in `session.methods()` and the Explorer)."""
+    if not isinstance(name, str) or not name or name == "eagle":
+        raise InputError(f"a method needs a name other than 'eagle', got {name!r}")
+    SALIENCY_METHODS[name] = fn
+
+
+def saliency(name: str, session, request) -> np.ndarray:
+    fn = SALIENCY_METHODS.get(name)
+    if fn is None:
+        raise InputError(f"unknown method {name!r}; this session offers {', '.join(['eagle', *SALIENCY_METHODS])}")
+    return np.asarray(fn(session, request), dtype=np.float64)
