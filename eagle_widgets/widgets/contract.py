@@ -11,9 +11,11 @@ class ExplorerSession(Protocol):
 
     `name` identifies the model (also in results); `display_name` is what people read. `generate` answers
     greedily and `teacher_force` takes a given answer; `reliance` gives p(token | image) and p(token | black
-    image) per answer token; `request` checks once what to explain (a selection and regions: a SLICO count,
-    a RegionSet or a label map) and returns an object with `token_labels` and `regions`; `explain` runs EAGLE
-    on it with `progress` and `cancel` and returns an Attribution whose `token_labels` name the selection.
+    image) per answer token; `regions` checks given regions against the image; `request` checks once what
+    to explain (a selection and regions: a SLICO count, a RegionSet or a label map) and returns an object
+    with `token_labels` and `regions`; `explain` runs EAGLE on it with `progress` and `cancel` and returns
+    an Attribution whose `token_labels` name the selection. Optional: `methods()` and `explain_method`
+    (other attribution methods, offered in the Explorer's method menu).
     """
 
     name: str
@@ -24,6 +26,8 @@ class ExplorerSession(Protocol):
     def teacher_force(self, image, prompt: str, answer) -> Any: ...
 
     def reliance(self, generation) -> Any: ...
+
+    def regions(self, generation, regions) -> Any: ...
 
     def request(self, generation, tokens=None, regions=..., *, target_ids=None) -> Any: ...
 

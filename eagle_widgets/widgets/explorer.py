@@ -18,6 +18,7 @@ from ..core.attribution import Attribution
 from ..core.bundle import bundle_bytes
 from ..core.errors import EagleError, InputError
 from ..core.images import load_image
+from ..core.regions import RegionSet
 from ..core.search import MODES
 from .compare import CompareView
 from .contract import ExplorerSession
@@ -88,6 +89,12 @@ class Explorer(W.VBox):
         self.curves = CurvesView()
         W.link((self.strip, "selection"), (self.chart, "selection"))
         W.dlink((self.heatmap, "step"), (self.curves, "step"))  # the insertion step, marked on the curves
+        # Linked hover: a step on the curves reveals that step's regions; a region shows its step on the
+        # curves; a token of the selection shows its own insertion curve.
+        self._step_before_hover: int | None = None
+        self.curves.observe(self._on_curve_hover, names="hover_step")
+        self.heatmap.observe(self._on_region_hover, names="hover_region")
+        self.strip.observe(self._on_token_hover, names="hover")
 
         methods = session.methods() if callable(getattr(session, "methods", None)) else ["eagle"]
         self.method_control = W.Dropdown(options=methods, value="eagle", description="method",
@@ -98,6 +105,12 @@ class Explorer(W.VBox):
                                        tooltip="exact: the paper's greedy search (N(N+1) model calls); "
                                        "efficient: the authors' faster variant; early_stop: stops when F saturates",
                                        layout=W.Layout(width="190px"))
+        self.regions_by = W.Dropdown(options=["slico", "grid"], value="slico", description="regions by",
+                                     tooltip="slico: superpixels that follow the image (the paper's); grid: equal "
+                                     "cells; given: masks set from Python with explorer.use_regions(...)",
+                                     layout=W.Layout(width="190px"))
+        self._given_regions = None
+        self._grids: dict = {}
         self.regions_control = W.BoundedIntText(value=regions, min=2, max=validation.MAX_REGIONS, description="regions",
                                                 tooltip="how many SLICO superpixels to split the image "
                                                 "into (more: finer maps, slower runs)",
@@ -110,8 +123,8 @@ class Explorer(W.VBox):
                                                   description="λ2",
                                                   tooltip="weight of deletion: 1 - p(token) with the "
                                                   "chosen regions removed", layout=W.Layout(width="120px"))
-        for control in (self.method_control, self.mode_control, self.regions_control, self.lambda1_control,
-                        self.lambda2_control):
+        for control in (self.method_control, self.mode_control, self.regions_by, self.regions_control,
+                        self.lambda1_control, self.lambda2_control):
             control.observe(self._on_params, names="value")
         self.run_button = W.Button(description="Run", icon="play", button_style="primary",
                                    layout=W.Layout(width="80px"))
@@ -136,14 +149,15 @@ class Explorer(W.VBox):
         self.history_control.observe(self._on_history, names="value")
         ask = W.HBox([self.upload, self.prompt_control, self.generate_button, self.history_control],
                      layout=W.Layout(flex_flow="row wrap"))
-        controls = W.HBox([self.method_control, self.mode_control, self.regions_control, self.lambda1_control,
-                           self.lambda2_control, self.run_button, self.cancel_button],
+        controls = W.HBox([self.method_control, self.mode_control, self.regions_by, self.regions_control,
+                           self.lambda1_control, self.lambda2_control, self.run_button, self.cancel_button],
                           layout=W.Layout(flex_flow="row wrap"))
         views = W.HBox([self.heatmap, W.VBox([self.curves, self.chart])], layout=W.Layout(flex_flow="row wrap"))
         self.downloads = DownloadBar(self.export_file, EXPORTS)
         self.compare_control = W.Dropdown(options=methods, value=methods[-1], description="compare with",
                                           tooltip="the shown selection explained by another method, side by side "
-                                          "on one colour scale", layout=W.Layout(width="240px"))
+                                          "on one colour scale", layout=W.Layout(width="240px"),
+                                          style={"description_width": "initial"})
         self.compare_button = W.Button(description="Compare", icon="columns", layout=W.Layout(width="100px"))
         self.compare_button.on_click(lambda _: self._compare_from_widget())
         self.comparison = CompareView(gen.image)
@@ -185,6 +199,7 @@ class Explorer(W.VBox):
 
     def _switch_to(self, question: Question) -> None:
         gen, rel = question.generation, question.reliance
+        same_image = np.array_equal(self.generation.image, gen.image)
         with self._lock:
             self.generation, self.reliance, self._cache = gen, rel, dict(question.explanations)
         self.result, self._shown_key, self.state, self.error = None, None, "idle", None
@@ -193,6 +208,9 @@ class Explorer(W.VBox):
         self.heatmap.set_image(gen.image)
         self.heatmap.clear()
         self.comparison.clear()
+        if self._given_regions is not None and not same_image:
+            self._given_regions = None  # masks of another image
+            self.regions_by.options = ["slico", "grid"]
         self.curves.clear()
         self.progress.value, self.progress.bar_style = 0, ""
         self.header.value = self._header_html()
@@ -250,7 +268,7 @@ class Explorer(W.VBox):
 
     def params(self) -> dict:
         return {"method": self.method_control.value, "mode": self.mode_control.value,
-                "regions": int(self.regions_control.value),
+                "regions_by": self.regions_by.value, "regions": int(self.regions_control.value),
                 "lambda1": float(self.lambda1_control.value), "lambda2": float(self.lambda2_control.value),
                 **self.mode_params}
 
@@ -277,7 +295,9 @@ class Explorer(W.VBox):
         self.heatmap.phase, self.heatmap.caption = "running", f"{self._labels(selection)} · starting…"
         self.curves.clear()
         how = params["mode"] if params["method"] == "eagle" else params["method"]
-        self._set_status(f"Explaining {self._labels(selection)} ({how}, {params['regions']} regions)…")
+        where = "given regions" if params["regions_by"] == "given" else \
+            f"{params['regions']} {'grid cells' if params['regions_by'] == 'grid' else 'regions'}"
+        self._set_status(f"Explaining {self._labels(selection)} ({how}, {where})…")
         self._worker = threading.Thread(target=self._work, args=(key, selection, params, self._cancel), daemon=True,
                                         name="eagle-explorer")
         self._worker.start()
@@ -297,7 +317,7 @@ class Explorer(W.VBox):
         method = result.mode if result.mode in self.method_control.options else "eagle"
         for control, value in ((self.method_control, method), (self.mode_control, result.mode if method == "eagle"
                                                                 else self.mode_control.value),
-                               (self.regions_control, regions),
+                               (self.regions_by, "slico"), (self.regions_control, regions),
                                (self.lambda1_control, result.lambda1), (self.lambda2_control, result.lambda2)):
             control.value = value
         selection = list(context.targets)
@@ -305,6 +325,28 @@ class Explorer(W.VBox):
             self._cache[(tuple(selection), tuple(sorted(self.params().items())))] = result
         self.select(selection)
         return self
+
+    def use_regions(self, regions) -> Explorer:
+        """Explain over given regions (a RegionSet or an HxW integer label map, e.g. from a segmentation
+        model) instead of SLICO or a grid; "given" is then chosen in the regions menu."""
+        self._given_regions = self.session.regions(self.generation, regions)  # checked against the image
+        if "given" not in self.regions_by.options:
+            self.regions_by.options = [*self.regions_by.options, "given"]
+        self.regions_by.value = "given"
+        return self
+
+    def _regions_for(self, params: dict):
+        """What `session.request` takes for the controls' regions: a SLICO count, a grid or the given set."""
+        if params["regions_by"] == "given":
+            if self._given_regions is None:
+                raise InputError("no regions were given; call explorer.use_regions(label_map) first")
+            return self._given_regions
+        if params["regions_by"] == "grid":
+            key = (self.generation.image.shape[:2], params["regions"])
+            if key not in self._grids:  # one object per grid, so the fast path's composition is reused
+                self._grids[key] = RegionSet.grid(self.generation.image.shape[:2], n=params["regions"])
+            return self._grids[key]
+        return params["regions"]
 
     def compare(self, left: dict | None = None, right: dict | None = None) -> Explorer:
         """Two explanations side by side, on one colour scale, computed in the background (`wait()` blocks
@@ -343,9 +385,10 @@ class Explorer(W.VBox):
                 with self._lock:
                     cached = self._cache.get(key)
                 if cached is None:
-                    request = self.session.request(self.generation, side["selection"], params["regions"])
+                    request = self.session.request(self.generation, side["selection"], self._regions_for(params))
                     if side["method"] == "eagle":
-                        extra = {k: v for k, v in params.items() if k not in ("method", "mode", "regions")}
+                        extra = {k: v for k, v in params.items() if k not in ("method", "mode", "regions",
+                                                                                "regions_by")}
                         cached = self.session.explain(request, mode=params["mode"], batch_size=self.batch_size,
                                                       cancel=cancel, **extra)
                     else:
@@ -407,8 +450,10 @@ class Explorer(W.VBox):
     def _work(self, key, selection, params, cancel: threading.Event) -> None:
         started = time.perf_counter()
         p = dict(params)
-        method, mode, regions = p.pop("method"), p.pop("mode"), p.pop("regions")
+        method, mode = p.pop("method"), p.pop("mode")
         try:
+            regions = self._regions_for(p)
+            p.pop("regions"), p.pop("regions_by")
             request = self.session.request(self.generation, selection, regions)
             label = selection_label(request.token_labels)
             if method == "eagle":
@@ -477,6 +522,29 @@ class Explorer(W.VBox):
         self.heatmap.clear()
         self.curves.clear()
         self._set_status(f"Error: {message}", error=True)
+
+    # -- linked hover ---------------------------------------------------------------------------
+    def _on_curve_hover(self, change) -> None:
+        if self.heatmap.result is None:
+            return
+        if change["new"] >= 0:
+            if self._step_before_hover is None:
+                self._step_before_hover = self.heatmap.step
+            self.heatmap.step = min(change["new"], len(self.heatmap.result.order))
+        elif self._step_before_hover is not None:
+            self.heatmap.step, self._step_before_hover = self._step_before_hover, None
+
+    def _on_region_hover(self, change) -> None:
+        shown = self.heatmap.result
+        if change["new"] >= 0 and shown is not None and change["new"] in shown.order:
+            self.curves.step = shown.order.index(change["new"]) + 1  # the step that inserted it
+        else:
+            self.curves.step = self.heatmap.step
+
+    def _on_token_hover(self, change) -> None:
+        shown = self.heatmap.result
+        targets = list(shown.context.targets) if shown is not None and shown.context is not None else []
+        self.curves.highlight = targets.index(change["new"]) if change["new"] in targets else -1
 
     # -- helpers --------------------------------------------------------------------------------
     def _stop_worker(self) -> None:

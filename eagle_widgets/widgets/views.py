@@ -64,6 +64,7 @@ class TokenStrip(_TokenView):
 
     _view = traitlets.Unicode("strip").tag(sync=True)
     reliance = traitlets.List(traitlets.Float(allow_none=True)).tag(sync=True)
+    hover = traitlets.Int(-1).tag(sync=True)  # the token under the pointer (-1: none), set by the front end
 
     def __init__(self, tokens=(), reliance=None, special=None, **kwargs):
         super().__init__(**kwargs)
@@ -139,6 +140,7 @@ class HeatmapView(_View):
     phase = traitlets.Unicode("empty").tag(sync=True)  # empty, running, done, partial, stale
     style = traitlets.Enum(list(STYLES), DEFAULT_STYLE).tag(sync=True)  # how the map is drawn (display.colours)
     drawing = traitlets.Dict(drawing()).tag(sync=True)  # palette, veil and colour bars: fixed
+    hover_region = traitlets.Int(-1).tag(sync=True)  # the region under the pointer (-1: none), set by the front end
 
     def __init__(self, image=None, result: Attribution | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -228,6 +230,8 @@ class CurvesView(_View):
     title = traitlets.Unicode("").tag(sync=True)
     partial = traitlets.Unicode("").tag(sync=True)
     step = traitlets.Int(0).tag(sync=True)
+    hover_step = traitlets.Int(-1).tag(sync=True)  # the step under the pointer (-1: none), set by the front end
+    highlight = traitlets.Int(-1).tag(sync=True)  # which token's own insertion curve to emphasise (-1: none)
 
     def __init__(self, result: Attribution | None = None, **kwargs):
         super().__init__(**kwargs)

@@ -108,7 +108,7 @@ def test_click_explain_restale_and_cancel_in_jupyterlab(lab, browser, demo_sessi
     assert repr(" " + colour) in page.locator(".eagle-status").last.inner_text()
     points = kernel_expectations(page, 1)
     assert not mismatches(page, ".eagle-overlay", points)
-    assert "; gain share" in page.locator(".eagle-legend-title").inner_text()
+    assert "; gain share" in page.locator(".eagle-legend-title").first.inner_text()
     run_cell(page, 1)
     page.wait_for_selector(f".jp-OutputArea-output:has-text('PYTHON SEES [{words.index(colour)}] done')",
                            timeout=60_000)

@@ -76,6 +76,21 @@ def test_upload_ask_explain_and_download(lab, browser, demo_session, tmp_path):
     # Explain the answer token, then download each export.
     page.locator(".eagle-chip").first.click()
     page.wait_for_selector(".eagle-status:has-text('Done')", timeout=90_000)
+    # Linked hover: over the curves, the heatmap shows that step's revealed image; over a region, its step.
+    area = page.locator(".eagle-curves .eagle-hover-area").first
+    area.scroll_into_view_if_needed()
+    box = area.bounding_box()
+    area.hover(position={"x": 0.3 * box["width"], "y": box["height"] / 2})
+    page.wait_for_selector(".eagle-step-info:has-text('first ')", timeout=30_000)
+    assert page.locator(".eagle-curves .eagle-step-marker").count() == 1
+    page.locator(".eagle-caption").first.hover()  # away from the curves: the map again
+    page.wait_for_selector(".eagle-step-info:has-text('step 0')", timeout=30_000)
+    assert page.locator(".eagle-curves .eagle-step-marker").count() == 0
+    page.locator(".eagle-heatmap .eagle-overlay").first.hover()  # a region: its step marked on the curves
+    page.wait_for_selector(".eagle-curves .eagle-step-marker", state="attached", timeout=30_000)
+    assert "rank" in page.locator(".eagle-tip").first.inner_text()
+    page.locator(".eagle-caption").first.hover()
+
     files = {}
     for label in ("PNG", "SVG", "HTML", "Bundle"):
         with page.expect_download(timeout=60_000) as info:
@@ -87,6 +102,16 @@ def test_upload_ask_explain_and_download(lab, browser, demo_session, tmp_path):
     assert b"<svg" in files["SVG"].read_bytes()
     result = load_attribution(files["Bundle"])
     assert result.context.prompt == f"is there a {second.objects[0].shape} ?" and result.complete
+    # A baseline from the method menu: its map replaces EAGLE's, its curves follow.
+    page.locator(".widget-dropdown:has(label:text-is('method')) select").select_option("occlusion")
+    page.locator("button:has-text('Run')").click()
+    page.wait_for_selector(".eagle-heatmap .eagle-caption:has-text('occlusion')", timeout=90_000)
+    page.wait_for_selector(".eagle-status:has-text('Done')", timeout=60_000)
+    assert page.locator(".eagle-heatmap").first.get_attribute("data-drawn") == "1"
+    page.locator(".widget-dropdown:has(label:text-is('method')) select").select_option("eagle")
+    page.locator("button:has-text('Run')").click()  # EAGLE's result again, from the Explorer's results
+    page.wait_for_selector(".eagle-status:has-text('Shown again')", timeout=60_000)
+
     # Compare with a baseline: both maps drawn, the right one with the pixels its values give on the shared scale.
     page.locator(".widget-dropdown:has(label:text-is('compare with')) select").select_option("occlusion")
     page.locator("button:has-text('Compare')").click()

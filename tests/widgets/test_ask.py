@@ -134,3 +134,56 @@ def test_compare_methods_and_selections_on_one_scale(explorer):
         explorer.compare(None, {"method": "gradcam"})
     with pytest.raises(InputError, match="takes selection and method"):
         explorer.compare(None, {"regions": 4})
+
+
+def test_linked_hover(explorer):
+    explorer.select([1, 2]).wait(60)
+    result = explorer.result
+    explorer.curves.hover_step = 3  # the pointer over the curves at step 3
+    assert explorer.heatmap.step == 3 and explorer.curves.step == 3  # that step's regions revealed, marked
+    explorer.curves.hover_step = -1
+    assert explorer.heatmap.step == 0  # the map again
+    region = result.order[4]
+    explorer.heatmap.hover_region = region  # the pointer over a region: its step on the curves
+    assert explorer.curves.step == 5 and explorer.heatmap.step == 0
+    explorer.heatmap.hover_region = -1
+    assert explorer.curves.step == 0
+    explorer.strip.hover = 2  # a token of the selection: its own insertion curve
+    assert explorer.curves.highlight == 1
+    explorer.strip.hover = 0  # a token outside it
+    assert explorer.curves.highlight == -1
+
+
+def test_regions_by_grid_and_given_masks(explorer):
+    explorer.regions_by.value = "grid"
+    explorer.regions_control.value = 16
+    explorer.select([1]).wait(60)
+    assert explorer.result.num_regions == 16 and explorer.result.regions.method.startswith("grid")
+    h, w = explorer.generation.image.shape[:2]
+    labels = np.zeros((h, w), dtype=np.int64)
+    labels[:, w // 2:] = 1
+    labels[h // 2:, :] = 2  # three given regions, as a segmentation model would give them
+    explorer.use_regions(labels)
+    assert explorer.regions_by.value == "given" and "given" in explorer.regions_by.options
+    explorer.run()
+    given = explorer.wait(60)
+    assert given.num_regions == 3 and np.array_equal(given.regions.labels, labels)
+    assert len(explorer.heatmap.values) == 3
+    with pytest.raises(InputError, match="the regions are 3x3 but the image is"):
+        explorer.use_regions(np.zeros((3, 3), dtype=int))
+    explorer.ask(make_scene(99, bias=UNBIASED, size=160).image)  # another image: its own regions again
+    assert explorer.regions_by.options == ("slico", "grid")
+
+
+def test_a_huge_upload_is_refused_in_the_widget(explorer):
+    import struct
+    import zlib
+
+    png = bytearray(_png(np.zeros((2, 2, 3), np.uint8)))
+    ihdr = bytearray(png[16:29])  # width, height, depth, colour type, ...: claim 30000 x 30000 pixels
+    ihdr[0:8] = struct.pack(">II", 30000, 30000)
+    png[16:29] = ihdr
+    png[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + bytes(ihdr)) & 0xFFFFFFFF)
+    explorer.upload.value = _upload("huge.png", bytes(png))
+    explorer.generate_button.click()
+    assert "huge.png is too large to decode safely" in explorer.status.value and explorer.history == []

@@ -58,6 +58,7 @@ function renderStrip({ model, el: root }) {
       chip.title = `token ${i}: ${JSON.stringify(tok)}` + (rel[i] != null ? `, reliance ${rel[i].toFixed(2)}` : "");
       if (special[i]) chip.classList.add("eagle-special");
       if (sel.has(i)) chip.classList.add("eagle-selected");
+      chip.addEventListener("mouseenter", () => setHover(model, "hover", i));
       chip.addEventListener("click", (ev) => {
         focus = i;
         setSelection(model, nextSelection(model.get("selection"), i, ev, anchor));
@@ -66,6 +67,7 @@ function renderStrip({ model, el: root }) {
       chips.append(chip);
     });
   }
+  chips.addEventListener("mouseleave", () => setHover(model, "hover", -1));
   chips.addEventListener("keydown", (ev) => {
     const n = model.get("tokens").length;
     if (!n) return;
@@ -84,6 +86,13 @@ function renderStrip({ model, el: root }) {
   const off = subscribe(model, ["change:tokens", "change:reliance", "change:special", "change:selection"], draw);
   draw();
   return off;
+}
+
+// Hover state goes to Python only when it changes (the other views follow from there).
+function setHover(model, name, value) {
+  if (model.get(name) === value) return;
+  model.set(name, value);
+  model.save_changes();
 }
 
 // Listen to model changes; the returned function removes the listeners (called when the view goes away).
@@ -212,6 +221,7 @@ function renderHeatmap({ model, el: root }) {
     const r = over.getBoundingClientRect();
     const x = Math.floor(((ev.clientX - r.left) / r.width) * w), y = Math.floor(((ev.clientY - r.top) / r.height) * h);
     const label = labels[y * w + x];
+    setHover(model, "hover_region", label);
     const order = model.get("order"), gains = model.get("gains"), values = model.get("values");
     const rank = order.indexOf(label);
     tip.style.display = "block";
@@ -220,7 +230,7 @@ function renderHeatmap({ model, el: root }) {
       : `region ${label}: rank ${rank + 1}/${order.length}, gain ${(gains[label] ?? 0).toFixed(3)}, ` +
         `map value ${(values[label] ?? 0).toFixed(2)}`;
   });
-  over.addEventListener("mouseleave", () => (tip.style.display = "none"));
+  over.addEventListener("mouseleave", () => { tip.style.display = "none"; setHover(model, "hover_region", -1); });
   opacity.addEventListener("input", () => { model.set("opacity", parseFloat(opacity.value)); model.save_changes(); });
   borders.addEventListener("change", () => { model.set("show_borders", borders.checked); model.save_changes(); });
   encoding.addEventListener("change", () => { model.set("encoding", encoding.value); model.save_changes(); });
@@ -313,13 +323,26 @@ function renderCurves({ model, el: root }) {
       const d = ys.map((p, i) => `${i ? "L" : "M"}${X(areas[i]).toFixed(1)},${Y(p).toFixed(1)}`).join("");
       s.append(svg("path", { d, class: cls }));
     };
-    const perTok = model.get("insertion_tokens");
-    if (perTok.length > 1) perTok.forEach((ys) => line(ys, "eagle-curve-token"));
+    const perTok = model.get("insertion_tokens"), hi = model.get("highlight");
+    if (perTok.length > 1) perTok.forEach((ys, i) => line(ys, i === hi ? "eagle-curve-token eagle-curve-highlight"
+      : "eagle-curve-token"));
     line(ins, "eagle-curve-insertion"); line(del, "eagle-curve-deletion");
     const k = model.get("step");
     if (ok && k > 0 && k < areas.length) {
       s.append(svg("line", { x1: X(areas[k]), y1: TOP, x2: X(areas[k]), y2: H - B, class: "eagle-step-marker" }));
       s.append(svg("circle", { cx: X(areas[k]), cy: Y(ins[k]), r: 4, class: "eagle-step-dot" }));
+    }
+    if (ok) {  // hovering the plot shows that step's revealed image in the heatmap
+      const hit = svg("rect", { x: L, y: TOP, width: W - L - R, height: H - B - TOP, class: "eagle-hover-area",
+        fill: "transparent" });
+      hit.addEventListener("mousemove", (ev) => {
+        const r = hit.getBoundingClientRect(), a = (ev.clientX - r.left) / r.width;
+        let best = 0;
+        areas.forEach((v, i) => { if (Math.abs(v - a) < Math.abs(areas[best] - a)) best = i; });
+        setHover(model, "hover_step", best);
+      });
+      hit.addEventListener("mouseleave", () => setHover(model, "hover_step", -1));
+      s.append(hit);
     }
     const info = el("div", "eagle-auc");
     if (ok) {
@@ -329,12 +352,15 @@ function renderCurves({ model, el: root }) {
         el("span", "eagle-auc-insertion", `insertion AUC ${model.get("insertion_auc").toFixed(3)} (higher is better)`),
         " · ",
         el("span", "eagle-auc-deletion", `deletion AUC ${model.get("deletion_auc").toFixed(3)} (lower is better)`));
-      if (perTok.length > 1) info.append(el("br"), "dashed: each token's own insertion curve");
+      if (perTok.length > 1) info.append(el("br"), hi >= 0 && hi < perTok.length
+        ? `bold: ${JSON.stringify(model.get("token_labels")[hi] ?? "")}'s own insertion curve (hovered token)`
+        : "dashed: each token's own insertion curve");
     } else info.textContent = "no explanation yet";
     root.replaceChildren(s, info);
   }
   const off = subscribe(model, ["change:areas", "change:insertion", "change:deletion", "change:insertion_tokens",
-    "change:insertion_auc", "change:deletion_auc", "change:title", "change:partial", "change:step"], draw);
+    "change:insertion_auc", "change:deletion_auc", "change:title", "change:partial", "change:step",
+    "change:highlight"], draw);
   draw();
   return off;
 }
