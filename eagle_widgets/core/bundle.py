@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import numpy as np
 
 from .attribution import AnswerContext, Attribution
 from .errors import BundleError, EagleError, NewerBundleError
+from .files import atomic_write
 from .regions import RegionSet
 from .validation import MAX_IMAGE_PIXELS
 
@@ -21,9 +20,9 @@ VERSION = 2  # 2: a typed answer context and the cache key; version 1 kept them 
 _ARRAYS = ("labels", "areas", "insertion_tokens", "deletion_tokens", "p_full", "p_black")
 
 
-def save_attribution(result: Attribution, path) -> Path:
-    """Write `result` to `path` atomically: a crash or a full disk never leaves a half-written file."""
-    path = Path(path)
+def bundle_bytes(result: Attribution) -> bytes:
+    """`result` as the bytes of a bundle file (what `save_attribution` writes; also for downloads, and for
+    workers that send results back)."""
     meta = {
         "schema": SCHEMA,
         "version": VERSION,
@@ -55,38 +54,24 @@ def save_attribution(result: Attribution, path) -> Path:
     try:
         meta_bytes = json.dumps(meta, indent=1, allow_nan=True).encode()
     except TypeError as err:
-        raise BundleError(f"cannot save {path}: info or params hold a value JSON cannot store ({err})") from None
+        raise BundleError(f"cannot save the result: info or params hold a value JSON cannot store ({err})") from None
     npz = io.BytesIO()
     np.savez_compressed(npz, **arrays)
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as err:
-        raise BundleError(f"cannot write {path}: {err.strerror or err}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
-                zf.writestr("attribution.json", meta_bytes)
-                zf.writestr("arrays.npz", npz.getvalue())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
-        raise BundleError(f"cannot write {path}: {err.strerror or err}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    data = io.BytesIO()
+    with zipfile.ZipFile(data, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr("attribution.json", meta_bytes)
+        zf.writestr("arrays.npz", npz.getvalue())
+    return data.getvalue()
 
 
-def bundle_bytes(result: Attribution) -> bytes:
-    """`result` as the bytes of a bundle file (for downloads, and for workers that send results back)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "result.eagle"
-        save_attribution(result, path)
-        return path.read_bytes()
+def save_attribution(result: Attribution, path) -> Path:
+    """Write `result` to `path` atomically: a crash or a full disk never leaves a half-written file."""
+    path = Path(path)
+    data = bundle_bytes(result)
+    try:
+        return atomic_write(path, data)
+    except OSError as err:
+        raise BundleError(f"cannot write {path}: {err.strerror or err}") from None
 
 
 def load_attribution(path) -> Attribution:

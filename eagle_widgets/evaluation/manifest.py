@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from ..core.errors import InputError
+from ..core.files import atomic_write
 from ..core.images import load_image
 
 FIELDS = ("id", "image", "prompt", "tokens", "answer", "correct_answer", "mask", "box")
@@ -42,9 +42,10 @@ class Sample:
             return "hallucination"
         return "sentence" if self.tokens == "all" else "word"
 
-    @property
+    @cached_property
     def key(self) -> str:
-        """Changes when anything that decides the result changes (the image file's bytes included)."""
+        """Changes when anything that decides the result changes (the image file's bytes included); read once
+        per sample and run."""
         text = json.dumps(self.to_dict(), sort_keys=True)
         digest = hashlib.sha256(text.encode())
         for path in (self.image_path, self.mask_path):
@@ -186,11 +187,5 @@ def read_manifest(path) -> Manifest:
 
 def write_manifest(samples, path) -> Path:
     """Write samples (Sample or dicts) as JSONL, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps(s.to_dict() if isinstance(s, Sample) else s) for s in samples]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".manifest-", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, ("\n".join(lines) + "\n").encode("utf-8"))

@@ -11,36 +11,22 @@ table and the summary in the paper's layout.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ..core import load_attribution
 from ..core.errors import EagleError, InputError
+from ..core.files import atomic_write
 from .protocol import EvaluationOptions
 
 COLUMNS = ("id", "protocol", "status", "error", "answer", "explained", "n_tokens", "n_regions", "insertion_auc",
            "deletion_auc", "highest_score", "image_dependence", "pointing_box", "pointing_mask", "hallucinated",
            "mcr", "corrected", "evaluations", "seconds", "attempts", "worker")
 CSR_THRESHOLD = 0.1
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class ResultsFolder:
@@ -63,7 +49,7 @@ class ResultsFolder:
                 raise InputError(f"{self.path} holds a run with other options ({changed}); resume with the same "
                                  "options or write to another folder")
         else:
-            _atomic_write(run, json.dumps({"options": options.to_dict()}, indent=1).encode())
+            atomic_write(run, json.dumps({"options": options.to_dict()}, indent=1).encode())
         for stale in self.path.rglob(".*.tmp"):  # left by a killed run: never read as results
             stale.unlink(missing_ok=True)
 
@@ -90,8 +76,8 @@ class ResultsFolder:
         """File one sample: the bundle first, then the record (so a record always has its bundle)."""
         record = {**record, "key": sample.key}
         if bundle is not None:
-            _atomic_write(self.bundle_path(sample.id), bundle)
-        _atomic_write(self.record_path(sample.id), json.dumps(record, default=_json_default).encode())
+            atomic_write(self.bundle_path(sample.id), bundle)
+        atomic_write(self.record_path(sample.id), json.dumps(record, default=_json_default).encode())
         return record
 
     def load(self, sample_id: str):
@@ -118,21 +104,16 @@ class ResultsFolder:
     def write_table(self, records) -> Path:
         """results.csv: one row per sample; empty cells where a metric does not apply."""
         path = self.path / "results.csv"
-        rows = []
-        for rec in records:
-            rows.append({c: "" if rec.get(c) is None else rec.get(c) for c in COLUMNS})
-        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".results.csv-", suffix=".tmp")
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, path)
-        return path
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows({c: "" if rec.get(c) is None else rec.get(c) for c in COLUMNS} for rec in records)
+        return atomic_write(path, text.getvalue().encode("utf-8"))
 
     def write_summary(self, records) -> dict:
         summary = summarise(records)
-        _atomic_write(self.path / "summary.json", json.dumps(summary, indent=1).encode())
-        _atomic_write(self.path / "summary.md", format_summary(summary, self.options).encode())
+        atomic_write(self.path / "summary.json", json.dumps(summary, indent=1).encode())
+        atomic_write(self.path / "summary.md", format_summary(summary, self.options).encode())
         return summary
 
 

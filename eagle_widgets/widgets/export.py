@@ -10,13 +10,12 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
 from ..core.attribution import MAP_ENCODINGS
 from ..core.errors import EagleError, InputError
+from ..core.files import atomic_write
 from ..display.colours import DEFAULT_STYLE, OVERLAY_OPACITY, drawing
 from .state import EMPTY_CURVES, EMPTY_HEATMAP, curves_state, heatmap_state, summary
 
@@ -168,11 +167,7 @@ def write_page(page: str, path) -> Path:
     if path.suffix.lower() not in (".html", ".htm"):
         raise InputError(f"the export is an HTML file; give a path ending in .html, got {path.name!r}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(page)
-        os.replace(tmp, path)
+        atomic_write(path, page.encode("utf-8"))
     except OSError as err:
         raise EagleError(f"cannot write {path}: {err.strerror or err}") from None
     return path
