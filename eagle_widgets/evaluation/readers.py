@@ -43,6 +43,20 @@ def _polygons_mask(segmentation, height: int, width: int) -> np.ndarray | None:
     return mask if mask.any() else None
 
 
+def _add_mask(sample: dict, folder: Path, mask: np.ndarray | None) -> None:
+    """Save a rasterised ground-truth mask beside the manifest and name it in the sample."""
+    if mask is not None:
+        name = f"masks/{sample['id']}.png"
+        Image.fromarray((mask * 255).astype(np.uint8)).save(folder / name)
+        sample["mask"] = name
+
+
+def _manifest(samples: list[dict], folder: Path, source) -> Path:
+    if not samples:
+        raise InputError(f"{source} gave no sample")
+    return write_manifest(samples, folder / "manifest.jsonl")
+
+
 def _image_path(images, name: str, folder: Path) -> str:
     path = Path(images) / name
     try:
@@ -87,16 +101,11 @@ def from_coco(annotations, images, folder, *, prompt: str = COCO_CAPTION_PROMPT,
                 continue
             x, y, w, h = a["bbox"]
             sample.update(tokens={"words": [name.split()[-1]]}, box=[x, y, x + w, y + h])
-            mask = _polygons_mask(a.get("segmentation"), im["height"], im["width"])
-            if mask is not None:
-                Image.fromarray((mask * 255).astype(np.uint8)).save(folder / "masks" / f"coco-{image_id}.png")
-                sample["mask"] = f"masks/coco-{image_id}.png"
+            _add_mask(sample, folder, _polygons_mask(a.get("segmentation"), im["height"], im["width"]))
         samples.append(sample)
         if limit is not None and len(samples) >= limit:
             break
-    if not samples:
-        raise InputError(f"{annotations} gave no sample")
-    return write_manifest(samples, folder / "manifest.jsonl"), skipped
+    return _manifest(samples, folder, annotations), skipped
 
 
 def _flat_ids(value) -> list[int] | None:
@@ -164,13 +173,8 @@ def from_authors(path, images, folder, *, prompt: str = AUTHORS_COCO_PROMPT, que
                     width, height = im.size
             except OSError:
                 width = height = None
-            mask = None if width is None else _polygons_mask(e["segmentation"], height, width)
-            if mask is not None:
-                Image.fromarray((mask * 255).astype(np.uint8)).save(folder / "masks" / f"{sid}.png")
-                sample["mask"] = f"masks/{sid}.png"
+            _add_mask(sample, folder, None if width is None else _polygons_mask(e["segmentation"], height, width))
         samples.append(sample)
         if limit is not None and len(samples) >= limit:
             break
-    if not samples:
-        raise InputError(f"{path} gave no sample")
-    return write_manifest(samples, folder / "manifest.jsonl"), skipped
+    return _manifest(samples, folder, path), skipped

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ..core.attribution import AnswerContext, Attribution
-from ..core.errors import BundleError, EagleError
-from ..core.images import as_rgb_uint8
+from ..core.errors import BundleError, EagleError, InputError
+from ..core.images import as_rgb_uint8, load_image
 from ..core.regions import RegionSet
 
 _REQUIRED = ("region_area", "insertion_score", "deletion_score")
@@ -130,14 +130,7 @@ def import_reference_result(json_path, npy_path=None, image=None) -> Attribution
 
 
 def _load_image(image) -> np.ndarray:
-    if isinstance(image, (str, Path)):
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(image) as im:
-                return np.asarray(im.convert("RGB"))
-        except FileNotFoundError:
-            raise BundleError(f"no such image: {image}") from None
-        except (UnidentifiedImageError, OSError) as err:
-            raise BundleError(f"cannot read the image {image}: {err}") from None
-    return as_rgb_uint8(image)
+    try:
+        return load_image(image) if isinstance(image, (str, Path)) else as_rgb_uint8(image)
+    except InputError as err:
+        raise BundleError(str(err)) from None
