@@ -31,6 +31,11 @@ EXPORTS = (("png", "PNG", "the figure of what is shown (image, map, answer, curv
            ("bundle", "Bundle", "the shown result as a .eagle bundle (Attribution.load)"))
 
 
+def failure_message(err: Exception) -> str:
+    """What the widget says of a failed run: the toolkit's own message, or the unexpected error's type too."""
+    return str(err) if isinstance(err, EagleError) else f"{type(err).__name__}: {err}"
+
+
 @dataclass
 class Question:
     """An asked question: its answer, the answer's reliance on the image, and its explanations so far."""
@@ -145,6 +150,7 @@ class Explorer(W.VBox):
         self.generate_button = W.Button(description="Generate", icon="comment", layout=W.Layout(width="110px"))
         self.history_control = W.Dropdown(options=[], description="earlier", layout=W.Layout(width="300px"),
                                           tooltip="go back to an earlier question and its explanations")
+        self._listing = False  # True while the history menu is refilled (not a user's choice)
         self.generate_button.on_click(lambda _: self._ask_from_widget())
         self.history_control.observe(self._on_history, names="value")
         ask = W.HBox([self.upload, self.prompt_control, self.generate_button, self.history_control],
@@ -228,7 +234,7 @@ class Explorer(W.VBox):
             self._listing = False
 
     def _on_history(self, change) -> None:
-        if change["new"] is not None and not getattr(self, "_listing", False):
+        if change["new"] is not None and not self._listing:
             self.revisit(change["new"])
 
     def _ask_from_widget(self) -> None:
@@ -386,14 +392,7 @@ class Explorer(W.VBox):
                     cached = self._cache.get(key)
                 if cached is None:
                     request = self.session.request(self.generation, side["selection"], self._regions_for(params))
-                    if side["method"] == "eagle":
-                        extra = {k: v for k, v in params.items() if k not in ("method", "mode", "regions",
-                                                                                "regions_by")}
-                        cached = self.session.explain(request, mode=params["mode"], batch_size=self.batch_size,
-                                                      cancel=cancel, **extra)
-                    else:
-                        cached = self.session.explain_method(request, method=side["method"],
-                                                             batch_size=self.batch_size)
+                    cached = self._explain(request, params, cancel)
                     if cancel.is_set() or not cached.complete:
                         self.state = "cancelled"
                         self._set_status("Comparison cancelled.")
@@ -401,11 +400,8 @@ class Explorer(W.VBox):
                     with self._lock:
                         self._cache[key] = cached
                 results.append(cached)
-        except EagleError as err:
-            self._fail(str(err))
-            return
         except Exception as err:  # keep the kernel alive and say what went wrong in the widget
-            self._fail(f"{type(err).__name__}: {err}")
+            self._fail(failure_message(err))
             return
         self.comparison.show(*results)
         self.state = "done"
@@ -449,24 +445,13 @@ class Explorer(W.VBox):
     # -- worker ---------------------------------------------------------------------------------
     def _work(self, key, selection, params, cancel: threading.Event) -> None:
         started = time.perf_counter()
-        p = dict(params)
-        method, mode = p.pop("method"), p.pop("mode")
         try:
-            regions = self._regions_for(p)
-            p.pop("regions"), p.pop("regions_by")
-            request = self.session.request(self.generation, selection, regions)
+            request = self.session.request(self.generation, selection, self._regions_for(params))
             label = selection_label(request.token_labels)
-            if method == "eagle":
-                result = self.session.explain(
-                    request, mode=mode, batch_size=self.batch_size,
-                    progress=lambda update: self._on_progress(update, label, request.regions), cancel=cancel, **p)
-            else:  # a baseline's map, then its curves in the region protocol (not cancellable midway)
-                result = self.session.explain_method(request, method=method, batch_size=self.batch_size)
-        except EagleError as err:
-            self._fail(str(err))
-            return
+            result = self._explain(request, params, cancel,
+                                   progress=lambda update: self._on_progress(update, label, request.regions))
         except Exception as err:  # keep the kernel alive and say what went wrong in the widget
-            self._fail(f"{type(err).__name__}: {err}")
+            self._fail(failure_message(err))
             return
         finally:
             self.run_button.disabled, self.cancel_button.disabled = False, True
@@ -487,6 +472,15 @@ class Explorer(W.VBox):
         source = "From the disk cache" if result.from_cache else \
             f"Done in {time.perf_counter() - started:.1f} s"
         self._show(result, f"{source}: {summary(result)}", key)
+
+    def _explain(self, request, params: dict, cancel: threading.Event, progress=None) -> Attribution:
+        """The explanation of a checked request with these controls: EAGLE, or a baseline's map scored like
+        EAGLE's (a baseline cannot be cancelled midway)."""
+        if params["method"] != "eagle":
+            return self.session.explain_method(request, method=params["method"], batch_size=self.batch_size)
+        extra = {k: v for k, v in params.items() if k not in ("method", "mode", "regions", "regions_by")}
+        return self.session.explain(request, mode=params["mode"], batch_size=self.batch_size, progress=progress,
+                                    cancel=cancel, **extra)
 
     def _on_params(self, _change) -> None:
         """A shown map computed with other settings than the controls now hold is marked out of date."""
@@ -585,20 +579,14 @@ class Explorer(W.VBox):
     def export_file(self, what: str) -> tuple[str, bytes, str]:
         """(file name, bytes, MIME type) of an export: "png" or "svg" (the figure of what is shown), "html" (the
         self-contained page) or "bundle" (the shown result, for `Attribution.load`)."""
-        from ..display.figures import explanation_figure
 
         stem = "explanation" if self.result is None else \
             "explanation-" + "-".join(str(i) for i in (self._shown_key[0] if self._shown_key else self.selection))
-        if what in ("png", "svg"):
-            if what == "png":
-                return f"{stem}.png", self.snapshot_png(), "image/png"
-            shown = self.result if self.state in ("done", "cancelled") else None
-            fig = explanation_figure(self.generation.image, self.generation.tokens, self.strip.reliance, shown,
-                                     self.selection, self.generation.special,
-                                     title=f"{self.generation.prompt} → {self.generation.text}",
-                                     encoding=self.heatmap.encoding, style=self.heatmap.style)
+        if what == "png":
+            return f"{stem}.png", self.snapshot_png(), "image/png"
+        if what == "svg":
             buf = io.BytesIO()
-            fig.savefig(buf, format="svg")
+            self._snapshot_figure().savefig(buf, format="svg")
             return f"{stem}.svg", buf.getvalue(), "image/svg+xml"
         if what == "html":
             from .export import explorer_page
@@ -610,17 +598,22 @@ class Explorer(W.VBox):
             return f"{stem}.eagle", bundle_bytes(self.result), "application/octet-stream"
         raise InputError(f"export one of {', '.join(f for f, _, _ in EXPORTS)}; got {what!r}")
 
-    def snapshot_png(self) -> bytes:
-        """A picture of the current state (what a saved notebook shows without a kernel)."""
-        from ..display.figures import explanation_figure, figure_png
+    def _snapshot_figure(self):
+        """The figure of the current state: image, shown map, answer and curves, drawn as the views draw them."""
+        from ..display.figures import explanation_figure
 
         shown = self.result if self.state in ("done", "cancelled") else None
-        fig = explanation_figure(self.generation.image, self.generation.tokens, self.strip.reliance, shown,
-                                 self.selection, self.generation.special,
-                                 title=f"{self.generation.prompt} → {self.generation.text}",
-                                 encoding=self.heatmap.encoding, style=self.heatmap.style,
-                                 note=image_note(shown) if shown else "")
-        return figure_png(fig)
+        return explanation_figure(self.generation.image, self.generation.tokens, self.strip.reliance, shown,
+                                  self.selection, self.generation.special,
+                                  title=f"{self.generation.prompt} → {self.generation.text}",
+                                  encoding=self.heatmap.encoding, style=self.heatmap.style,
+                                  note=image_note(shown) if shown else "")
+
+    def snapshot_png(self) -> bytes:
+        """A picture of the current state (what a saved notebook shows without a kernel)."""
+        from ..display.figures import figure_png
+
+        return figure_png(self._snapshot_figure())
 
     def _repr_mimebundle_(self, **kwargs):
         bundle = super()._repr_mimebundle_(**kwargs)

@@ -146,6 +146,7 @@ class HeatmapView(_View):
         super().__init__(**kwargs)
         self.result: Attribution | None = None
         self._sent_regions = None  # the RegionSet whose label map the front end holds
+        self._scale: float | None = None  # a gain scale shared with other maps (compare view)
         if image is not None:
             self.set_image(image)
         if result is not None:
@@ -155,7 +156,7 @@ class HeatmapView(_View):
     def _reencode(self, _change) -> None:
         """A new encoding redraws the kept result; nothing is recomputed."""
         if self.result is not None:
-            self.show(self.result, getattr(self, "_scale", None))
+            self.show(self.result, self._scale)
 
     def set_image(self, image) -> None:
         rgb = as_rgb_uint8(image)
