@@ -44,6 +44,12 @@ class Adapter:
         self.tokenizer = getattr(processor, "tokenizer", processor)
         self.image_processor = processor.image_processor
 
+    @property
+    def image_backend(self) -> str:
+        """'torchvision' (transformers' default where torchvision imports) or 'pillow' (its fallback)."""
+        names = {cls.__name__ for cls in type(self.image_processor).__mro__}
+        return "torchvision" if "TorchvisionBackend" in names else "pillow"
+
     # -- prompt -------------------------------------------------------------------------------
     def prompt_text(self, prompt: str) -> str:
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]

@@ -150,13 +150,14 @@ def image_digest(array: np.ndarray) -> str:
 def resize_hook(handler):
     """Route `PIL.Image.Image.resize` calls made by this thread through `handler(original, image, size, kwargs)`.
 
-    Other threads keep Pillow's own resize while the hook is set."""
+    Other threads, and identity resizes (Pillow returns a copy), keep Pillow's own resize while the hook is set."""
     original = Image.Image.resize
     owner = threading.get_ident()
 
     def resize(self, size, resample=None, box=None, reducing_gap=None):
         kwargs = {"resample": resample, "box": box, "reducing_gap": reducing_gap}
-        if threading.get_ident() != owner:
+        identity = tuple(size) == self.size and (box is None or tuple(box) == (0, 0, *self.size))
+        if threading.get_ident() != owner or identity:  # Pillow returns a copy for an identity resize
             return original(self, size, **kwargs)
         return handler(original, self, tuple(size), kwargs)
 

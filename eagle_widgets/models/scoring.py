@@ -14,6 +14,8 @@ import torch
 from ..core.errors import ModelError
 from ..core.regions import RegionSet
 from .composition import MAX_LEVEL_ERROR, NotComposable, RegionComposer, ResamplingComposer
+from .replay import ReplayComposer
+from .resampling import image_digest
 
 
 class TeacherForcedSequence:
@@ -144,7 +146,9 @@ class _ModelScorer:
 class MaskedInputScorer(_ModelScorer):
     """The fast path with the published semantics: regions are blacked out in the original image before the
     processor, but the processor runs only on a few images; every masked input is composed on the device
-    (see `composition`), in batches."""
+    (see `composition` and `replay`), in batches. Of the exact ways to compose that hold for this processor,
+    image and regions, the one measured fastest per masked image is used, and only where it beats running the
+    processor on each masked image (else `NotComposable`, and the session runs the processor, batched)."""
 
     def __init__(self, handle: ModelHandle, sequence, regions, image: np.ndarray, batch_size=None, prepared=None):
         super().__init__(handle, sequence, regions, batch_size or 1)
@@ -152,23 +156,53 @@ class MaskedInputScorer(_ModelScorer):
         self.compose_s = 0.0
         black = sequence.pixel_values
         if prepared is not None and tuple(black.shape) == prepared[0].shape:
-            self.composer, self.max_level_error, self.rejected = prepared  # checked when it was built
+            self.composer, self.max_level_error, self.rejected, self.measured = prepared  # checked when built
         else:
-            self.composer, self.max_level_error, self.rejected = self._composer(handle.adapter, sequence, regions,
-                                                                                image)
-        self.prepared = (self.composer, self.max_level_error, self.rejected)
+            self.composer, self.max_level_error, self.rejected, self.measured = self._composer(
+                handle.adapter, sequence, regions, image)
+        self.prepared = (self.composer, self.max_level_error, self.rejected, self.measured)
         self.setup_s = time.perf_counter() - t0
         self.pixel_dtype = handle.dtype if black.is_floating_point() else black.dtype
         self.batch_size = batch_size or handle.auto_batch_size(sequence.length, black.numel())
 
     def _composer(self, adapter, sequence, regions, image):
-        """The exact composer where the processor allows it, else the region basis if it checks out."""
-        encode = lambda masked: adapter.encode([masked], sequence.prompt_text)["pixel_values"]  # noqa: E731
+        """The cheapest exact composer, by measurement; the region basis where no exact one holds."""
+        processed, processor_s = {}, []
+
+        def encode(masked):  # the processor on one masked image, as the reference path runs it; kept for reuse
+            key = image_digest(masked)
+            if key not in processed:
+                t0 = time.perf_counter()
+                processed[key] = adapter.encode([masked], sequence.prompt_text)["pixel_values"]
+                processor_s.append(time.perf_counter() - t0)
+            return processed[key]
+
         masks = _check_masks(regions.n)
-        rejected = []
-        for build, limit in ((lambda: ResamplingComposer(adapter.pixel_values, image, regions.labels, regions.n), 0.5),
-                             (lambda: RegionComposer(adapter.pixel_values, adapter.layout, image, regions.labels,
-                                                     regions.n), MAX_LEVEL_ERROR)):
+        labels, n, backend = regions.labels, regions.n, adapter.image_backend
+        builders = [(lambda: ReplayComposer(adapter.pixel_values, image, labels, n, backend), 0.5)]
+        if backend == "pillow" and _emulation_affordable(image):
+            builders.append((lambda: ResamplingComposer(adapter.pixel_values, image, labels, n), 0.5))
+        exact, rejected = self._checked(builders, sequence, encode, masks)
+        if not exact:
+            exact, more = self._checked([(lambda: RegionComposer(adapter.pixel_values, adapter.layout, image, labels,
+                                                                 n), MAX_LEVEL_ERROR)], sequence, encode, masks)
+            rejected += more
+        if not exact:
+            raise NotComposable("; ".join(rejected))
+        processor_ms = 1000 * float(np.median(processor_s))
+        timed = sorted((self._compose_ms(c, n), c, error) for c, error in exact)
+        compose_ms, composer, error = timed[0]
+        measured = {"processor_ms_per_image": round(processor_ms, 2),
+                    "compose_ms_per_image": {c.method: round(ms, 2) for ms, c, _ in timed}}
+        if compose_ms >= processor_ms:
+            raise NotComposable(f"composing ({composer.method}) takes {compose_ms:.1f} ms per masked image, the "
+                                f"processor {processor_ms:.1f} ms")
+        return composer, error, rejected, measured
+
+    def _checked(self, builders, sequence, encode, masks):
+        """The composers that build and agree with the processor on `masks`, with their largest errors."""
+        held, rejected = [], []
+        for build, limit in builders:
             try:
                 composer = build()
                 if tuple(sequence.pixel_values.shape) != composer.shape:
@@ -179,10 +213,22 @@ class MaskedInputScorer(_ModelScorer):
                 if error > limit:
                     raise NotComposable(f"composed inputs differ from the processor's by {error:.1f} levels "
                                         f"(at most {limit:g} accepted)")
-                return composer, error, rejected
+                held.append((composer, error))
             except NotComposable as err:
                 rejected.append(str(err))
-        raise NotComposable("; ".join(rejected))
+        return held, rejected
+
+    def _compose_ms(self, composer, n: int, probes: int = 4) -> float:
+        """Milliseconds per masked image to compose a batch of `probes` random masks (best of two runs)."""
+        masks = torch.as_tensor(np.random.default_rng(n + 1).random((probes, n)) < 0.5)
+        best = math.inf
+        for _ in range(2):
+            t0 = time.perf_counter()
+            composer.compose(masks)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            best = min(best, (time.perf_counter() - t0) / probes)
+        return 1000 * best
 
     def compose(self, visible: torch.Tensor) -> torch.Tensor:
         """Model pixel inputs for a batch of visibility masks, [B * pv.shape[0], ...]."""
@@ -202,12 +248,21 @@ class MaskedInputScorer(_ModelScorer):
     def describe(self) -> dict:
         c = self.composer
         out = {"path": "fast", "semantics": "regions blacked out in the original image, then the processor",
-               "composition": c.method, "processor_calls": c.processor_calls,
-               "max_level_error": round(self.max_level_error, 3), "basis_bytes": c.nbytes,
-               "setup_s": round(self.setup_s, 4)}
+               "composition": c.method, "image_backend": self.handle.adapter.image_backend,
+               "processor_calls": c.processor_calls, "max_level_error": round(self.max_level_error, 3),
+               "basis_bytes": c.nbytes, "setup_s": round(self.setup_s, 4), **self.measured}
         if self.rejected:
             out["not_exact_because"] = "; ".join(self.rejected)
         return out
+
+
+def _emulation_affordable(image: np.ndarray) -> bool:
+    """Whether Pillow's emulation (a sparse basis over the original image) builds in bounded time and memory:
+    its setup grows with the original image, so it is tried on images of up to EMULATION_PIXELS only."""
+    return image.shape[0] * image.shape[1] <= EMULATION_PIXELS
+
+
+EMULATION_PIXELS = 400_000
 
 
 class BatchedPixelScorer(_ModelScorer):
@@ -235,7 +290,8 @@ class BatchedPixelScorer(_ModelScorer):
 
     def describe(self) -> dict:
         return {"path": "fast", "semantics": "regions blacked out in the original image, then the processor",
-                "composition": "none: the processor runs on every masked image (batched)", "note": self.note}
+                "composition": "none: the processor runs on every masked image (batched)",
+                "image_backend": self.handle.adapter.image_backend, "note": self.note}
 
 
 def _check_masks(n: int) -> np.ndarray:

@@ -1,0 +1,247 @@
+"""Replay the processor's own resizes on masked images, then place every element where the processor put it.
+
+An image processor resizes the image (Pillow's `Image.resize` in the Pillow backends, torchvision's `resize`
+on uint8 tensors in the torchvision backends, transformers' default) and then only crops, tiles, pads,
+flattens, rescales and normalises. So for a masked image, the model input is
+
+    pixel_values[e] = base[e] + gain[e] * resized(masked)[source[e]]
+
+where `resized` are the outputs of the processor's resize calls on the masked image, computed by the same
+library function with the same arguments (so bit for bit the processor's), and `source`, `base` and `gain`
+are read off the processor once: the resize outputs are replaced by images whose pixels encode their own
+index (one byte plane per run), and an all-black and an all-white image give the affine part.
+
+This needs a few processor calls to set up (trace, black, white, one per index byte) and memory for one
+index per model-input element; a masked image then costs its resizes and one gather. Torchvision resizes
+run on the whole batch at once, on the model's device; Pillow resizes run in a thread pool (Pillow releases
+the GIL while it resamples).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..core.errors import NotComposable
+from .composition import PixelValues, _Composer
+from .resampling import image_digest, resize_hook
+
+
+@dataclass
+class ReplayedCall:
+    source: int | None  # -1: the processor's input image; k: the output of call k; None: anything else
+    in_shape: tuple[int, ...]  # one image: (H, W, 3) for Pillow, (3, H, W) for torchvision
+    out_shape: tuple[int, ...]
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.out_shape)
+
+
+class PillowResizes:
+    """The processor's `PIL.Image.resize` calls, traced and replayed per image in a thread pool."""
+
+    name = "Pillow"
+
+    def __init__(self):
+        self.calls: list[ReplayedCall] = []
+        self._pool = ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1)))
+
+    def trace(self, run: Callable[[np.ndarray], object], image: np.ndarray) -> None:
+        made = {image_digest(image): -1}
+
+        def record(original, im, size, kwargs):
+            arr = np.asarray(im)
+            source = made.get(image_digest(arr)) if im.mode == "RGB" else None
+            out = original(im, size, **kwargs)
+            self.calls.append(ReplayedCall(source, arr.shape, np.asarray(out).shape, (size,), dict(kwargs)))
+            made.setdefault(image_digest(np.asarray(out)), len(self.calls) - 1)
+            return out
+
+        with resize_hook(record):
+            run(image)
+
+    @contextmanager
+    def substituted(self, outputs: Callable[[int, tuple[int, ...]], np.ndarray]):
+        """Replace call k's output by `outputs(k, shape)` (uint8 of that one-image shape)."""
+        index = iter(range(len(self.calls)))
+
+        def substitute(original, im, size, kwargs):
+            k = next(index, None)
+            if k is None or np.asarray(im).shape != self.calls[k].in_shape:
+                raise NotComposable("the processor resized differently on a second run")
+            return Image.fromarray(outputs(k, self.calls[k].out_shape))
+
+        with resize_hook(substitute):
+            yield
+
+    def replay(self, image: np.ndarray, keep: np.ndarray, device) -> torch.Tensor:
+        """[B, sum of call sizes] uint8: every call's output for each masked image (`keep` [B, H, W] bool)."""
+        def one(mask):
+            outs = [Image.fromarray(np.where(mask[:, :, None], image, 0).astype(np.uint8))]
+            for call in self.calls:
+                src = outs[0] if call.source == -1 else outs[call.source + 1]
+                outs.append(src.resize(*call.args, **call.kwargs))
+            return np.concatenate([np.asarray(o).reshape(-1) for o in outs[1:]])
+
+        rows = list(self._pool.map(one, keep))
+        return torch.from_numpy(np.stack(rows)).to(device)
+
+
+class TorchvisionResizes:
+    """The processor's torchvision `resize` calls, traced and replayed on the whole batch on the device."""
+
+    name = "torchvision"
+
+    def __init__(self):
+        from torchvision.transforms.v2 import functional
+
+        self.functional = functional
+        self.calls: list[ReplayedCall] = []
+        self._original = functional.resize
+
+    @contextmanager
+    def _hook(self, handler):
+        """Route this thread's `torchvision.transforms.v2.functional.resize` calls through `handler`."""
+        functional, original, owner = self.functional, self._original, threading.get_ident()
+
+        def resize(inpt, *args, **kwargs):
+            if threading.get_ident() != owner or not isinstance(inpt, torch.Tensor):
+                return original(inpt, *args, **kwargs)
+            out = original(inpt, *args, **kwargs)
+            if out.shape == inpt.shape:  # an identity resize returns its input: nothing to replay
+                return out
+            return handler(inpt, out, args, kwargs)
+
+        with _torchvision_lock:
+            functional.resize = resize
+            try:
+                yield
+            finally:
+                functional.resize = original
+
+    @staticmethod
+    def _one(t: torch.Tensor) -> torch.Tensor | None:
+        """A lone image [3, H, W] from a tensor that holds exactly one, else None."""
+        t = t.reshape(-1, *t.shape[-3:]) if t.ndim >= 3 else t
+        return t[0] if t.ndim == 4 and t.shape[0] == 1 else None
+
+    def trace(self, run, image: np.ndarray) -> None:
+        made = {image_digest(image.transpose(2, 0, 1)): -1}
+
+        def record(inpt, out, args, kwargs):
+            one_in, one_out = self._one(inpt), self._one(out)
+            source = None
+            if one_in is not None and one_in.dtype == torch.uint8:
+                source = made.get(image_digest(one_in.cpu().numpy()))
+            shape_in = tuple(one_in.shape) if one_in is not None else tuple(inpt.shape)
+            shape_out = tuple(one_out.shape) if one_out is not None else tuple(out.shape)
+            self.calls.append(ReplayedCall(source, shape_in, shape_out, args, dict(kwargs)))
+            if one_out is not None and one_out.dtype == torch.uint8:
+                made.setdefault(image_digest(one_out.cpu().numpy()), len(self.calls) - 1)
+            return out
+
+        with self._hook(record):
+            run(image)
+
+    @contextmanager
+    def substituted(self, outputs):
+        index = iter(range(len(self.calls)))
+
+        def substitute(inpt, out, args, kwargs):
+            k = next(index, None)
+            if k is None or self._one(out) is None or tuple(self._one(out).shape) != self.calls[k].out_shape:
+                raise NotComposable("the processor resized differently on a second run")
+            return torch.from_numpy(outputs(k, self.calls[k].out_shape)).reshape(out.shape).to(out.device)
+
+        with self._hook(substitute):
+            yield
+
+    def replay(self, image: torch.Tensor, keep: torch.Tensor, device) -> torch.Tensor:
+        masked = image[None] * keep[:, None]  # [B, 3, H, W] uint8
+        outs = []
+        for call in self.calls:
+            src = masked if call.source == -1 else outs[call.source]
+            outs.append(self._original(src, *call.args, **call.kwargs))
+        return torch.cat([o.reshape(o.shape[0], -1) for o in outs], dim=1)
+
+
+_torchvision_lock = threading.Lock()
+
+
+class ReplayComposer(_Composer):
+    """Exact: the processor's own resizes on each masked image, then its element placement and affine part."""
+
+    def __init__(self, pixel_values: PixelValues, image: np.ndarray, labels: np.ndarray, num_regions: int,
+                 backend: str):
+        self.resizes = TorchvisionResizes() if backend == "torchvision" else PillowResizes()
+        self.method = f"the processor's {self.resizes.name} resizes replayed on each masked image"
+        self.resizes.trace(lambda im: pixel_values([im]), image)
+        calls = self.resizes.calls
+        if not calls:
+            raise NotComposable(f"the processor does not resize the image with {self.resizes.name}")
+        for call in calls:
+            if call.source is None:
+                raise NotComposable(f"the processor resizes something other than the image or its resizes "
+                                    f"({call.in_shape} -> {call.out_shape})")
+        super().__init__(pixel_values, image, labels, num_regions)
+        self.processor_calls += 1
+        self.source = self._sources()
+        self.labels_t = torch.from_numpy(labels.astype(np.int64))
+        self.image_t = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+
+    def _sources(self) -> torch.Tensor:
+        """Index of each model-input element in the concatenated resize outputs (-1: not from the image)."""
+        sizes = [c.size for c in self.resizes.calls]
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        planes = max(1, math.ceil(math.log2(offsets[-1] + 2) / 8))
+        source = torch.zeros(self._elements, dtype=torch.int64)
+        for plane in range(planes):
+            def outputs(k, shape, plane=plane):
+                codes = offsets[k] + 1 + np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
+                return ((codes >> (8 * plane)) & 255).astype(np.uint8)
+
+            with self.resizes.substituted(outputs):
+                (pv,) = self._run([np.zeros_like(self.image)])
+            source += torch.round(self.levels(pv)).to(torch.int64) << (8 * plane)
+        source -= 1
+        source[~self.active] = -1
+        if bool(((source < 0) | (source >= offsets[-1]))[self.active].any()):
+            raise NotComposable("some model-input elements depend on the image but on no resized pixel")
+        return source
+
+    def to(self, device: torch.device) -> ReplayComposer:
+        super().to(device)
+        self._source = self.source.clamp(min=0).to(device)
+        self._active = self.active.to(device)
+        if isinstance(self.resizes, TorchvisionResizes):
+            self.labels_t, self.image_t = self.labels_t.to(device), self.image_t.to(device)
+        return self
+
+    def _levels(self, visible: torch.Tensor) -> torch.Tensor:
+        if visible.dtype != torch.bool:
+            if not bool(((visible == 0) | (visible == 1)).all()):
+                raise NotComposable("replayed resizes compose 0/1 masks only")
+            visible = visible.bool()
+        if isinstance(self.resizes, TorchvisionResizes):
+            keep = visible[:, self.labels_t]
+            resized = self.resizes.replay(self.image_t, keep, self.device)
+        else:
+            keep = visible.cpu().numpy()[:, self.labels]
+            resized = self.resizes.replay(self.image, keep, self.device)
+        return resized[:, self._source].float() * self._active
+
+    @property
+    def nbytes(self) -> int:
+        return self.source.numel() * 8 + self.labels_t.numel() * 8 + self.image_t.numel()
