@@ -4,20 +4,34 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # The CPU build from this machine's wheel cache; install it first so transformers never pulls a CUDA torch.
 TORCH ?= torch==2.13.0
+# The second test environment, as GPU users and Colab have it: a CUDA build of torch with its torchvision (it
+# runs on a CPU too), so transformers' image processors take their default torchvision backend.
+TV_VENV ?= .venv-tv
+TV_TORCH ?= torch==2.14.1 torchvision==0.29.1
+TV_PY := $(TV_VENV)/bin/python
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 # Jupyter refuses to start as root unless told (containers and CI machines often run as root).
 LAB_FLAGS := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: install lab demo test lint browser bench notebooks clean
+.PHONY: install install-torchvision lab demo test test-pillow test-torchvision lint browser bench notebooks clean
 
 install: $(VENV)/.installed
+
+install-torchvision: $(TV_VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+$(TV_VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(TV_VENV)
+	$(TV_PY) -m pip install -q --upgrade pip
+	$(TV_PY) -m pip install -q $(TV_TORCH)
+	$(TV_PY) -m pip install -q -e ".[test]"
 	touch $@
 
 lab: install
@@ -35,9 +49,19 @@ browser:
 lint: install
 	$(PY) -m ruff check eagle_widgets tests benchmarks
 
-test: install browser lint
+# Both image backends: everything with Pillow processors (CPU torch), then what depends on the processor with
+# torchvision processors (CUDA torch build on this CPU).
+test: test-pillow test-torchvision
+
+test-pillow: install browser lint
 	HF_HUB_OFFLINE=1 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pytest -q tests notebooks \
 		--nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
+
+TV_TESTS := tests/models tests/widgets tests/test_cli.py tests/demo notebooks/01_quickstart.ipynb \
+	notebooks/06_real_models.ipynb
+test-torchvision: install-torchvision browser
+	HF_HUB_OFFLINE=1 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 EAGLE_EXPECT_BACKEND=torchvision $(TV_PY) -m pytest -q \
+		$(TV_TESTS) --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 
 # Re-execute the notebooks and store clean outputs (no execution counts, no widget state).
 notebooks: install
@@ -52,4 +76,4 @@ bench: install
 	$(PY) benchmarks/faithfulness.py
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache test-artifacts
+	rm -rf $(VENV) $(TV_VENV) demo-output .pytest_cache test-artifacts

@@ -41,3 +41,20 @@ def demo_session():
     if not (WEIGHTS / "model.safetensors").exists():
         pytest.skip("the demo model weights are not built")
     return load_demo_session()
+
+
+def image_backend() -> str:
+    """The image backend transformers' processors take in this environment."""
+    try:
+        import torchvision  # noqa: F401
+    except Exception:  # noqa: BLE001 - torchvision that does not import (CPU torch) means Pillow processors
+        return "pillow"
+    return "torchvision"
+
+
+def pytest_configure(config):
+    # The torchvision environment must really have torchvision processors, or its run proves nothing.
+    expected = os.environ.get("EAGLE_EXPECT_BACKEND")
+    if expected and image_backend() != expected:
+        raise pytest.UsageError(f"EAGLE_EXPECT_BACKEND={expected} but this environment's image processors use "
+                                f"{image_backend()}")

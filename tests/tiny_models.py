@@ -58,7 +58,7 @@ def _llama(tok, **extra):
                        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **extra)
 
 
-def build_llava(out: Path) -> Path:
+def build_llava(out: Path, real: bool = False) -> Path:
     from transformers import (
         CLIPImageProcessor,
         CLIPVisionConfig,
@@ -69,12 +69,14 @@ def build_llava(out: Path) -> Path:
 
     tok = make_tokenizer(["<unk>", "<s>", "</s>", "<pad>", "<image>"], bos_token="<s>", eos_token="</s>",
                          unk_token="<unk>", pad_token="<pad>", extra_special_tokens={"image_token": "<image>"})
-    ip = CLIPImageProcessor(size={"shortest_edge": 112}, crop_size={"height": 112, "width": 112})
+    side = 336 if real else 112  # llava-hf/llava-1.5-7b-hf: CLIP ViT-L/14 at 336 px
+    ip = CLIPImageProcessor(size={"shortest_edge": side}, crop_size={"height": side, "width": side})
     proc = LlavaProcessor(image_processor=ip, tokenizer=tok, patch_size=14, vision_feature_select_strategy="default",
                           num_additional_image_tokens=1, chat_template=LLAVA_TEMPLATE)
     vis = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=112, patch_size=14)
-    cfg = LlavaConfig(vision_config=vis, text_config=_llama(tok), image_token_id=tok.image_token_id,
+                           image_size=side, patch_size=14)
+    cfg = LlavaConfig(vision_config=vis, text_config=_llama(tok, max_position_embeddings=4096),
+                      image_token_id=tok.image_token_id,
                       vision_feature_select_strategy="default", vision_feature_layer=-2)
     return _save(LlavaForConditionalGeneration(cfg), proc, out)
 
@@ -84,40 +86,42 @@ def _qwen_tokenizer():
                            "<|image_pad|>", "<|video_pad|>"], eos_token="<|im_end|>", pad_token="<|endoftext|>")
 
 
-def _qwen_vl(out: Path, config_cls, model_cls, processor_cls, vision: dict) -> Path:
+def _qwen_vl(out: Path, config_cls, model_cls, processor_cls, vision: dict, real: bool) -> Path:
     from eagle_widgets.models.processors import image_only_processor_class
     from transformers import Qwen2VLImageProcessor
 
     tok = _qwen_tokenizer()
-    ip = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112)
+    # Qwen/Qwen2.5-VL-3B-Instruct's preprocessor_config: min_pixels 3136, max_pixels 12845056 (native resolution).
+    ip = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=12845056 if real else 112 * 112)
     template = CHATML.replace("IMAGE_SLOT", "<|vision_start|><|image_pad|><|vision_end|>")
     proc = image_only_processor_class(processor_cls)(ip, tok, chat_template=template)
     txt = dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                num_key_value_heads=2, rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3],
                                                        "rope_theta": 1e6},
-               bos_token_id=None, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+               bos_token_id=None, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+               max_position_embeddings=32768)
     ids = {k: tok.convert_tokens_to_ids(v) for k, v in [("image_token_id", "<|image_pad|>"),
            ("video_token_id", "<|video_pad|>"), ("vision_start_token_id", "<|vision_start|>"),
            ("vision_end_token_id", "<|vision_end|>")]}
     return _save(model_cls(config_cls(vision_config=vision, text_config=txt, **ids)), proc, out)
 
 
-def build_qwen2_5_vl(out: Path) -> Path:
+def build_qwen2_5_vl(out: Path, real: bool = False) -> Path:
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
 
     vision = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
                   fullatt_block_indexes=[1], window_size=112)
-    return _qwen_vl(out, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor, vision)
+    return _qwen_vl(out, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor, vision, real)
 
 
-def build_qwen2_vl(out: Path) -> Path:
+def build_qwen2_vl(out: Path, real: bool = False) -> Path:
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
 
     vision = dict(depth=2, embed_dim=32, hidden_size=64, mlp_ratio=2, num_heads=2)
-    return _qwen_vl(out, Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor, vision)
+    return _qwen_vl(out, Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor, vision, real)
 
 
-def build_internvl(out: Path) -> Path:
+def build_internvl(out: Path, real: bool = False) -> Path:
     from eagle_widgets.models.processors import image_only_processor_class
     from transformers import (
         GotOcr2ImageProcessor,
@@ -133,17 +137,20 @@ def build_internvl(out: Path) -> Path:
                          extra_special_tokens={"start_image_token": "<img>", "end_image_token": "</img>",
                                                "context_image_token": "<IMG_CONTEXT>", "video_token": "<video>"})
     mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
-    ip = GotOcr2ImageProcessor(size={"height": 112, "width": 112}, crop_to_patches=True, max_patches=2,
-                               image_mean=mean, image_std=std)
+    # OpenGVLab/InternVL3_5-4B-HF: 448-px tiles of the best aspect ratio, 1 to 12, plus a thumbnail.
+    side, tiles = (448, 12) if real else (112, 2)
+    ip = GotOcr2ImageProcessor(size={"height": side, "width": side}, crop_to_patches=True, min_patches=1,
+                               max_patches=tiles, image_mean=mean, image_std=std)
+    seq = (side // 14) ** 2 // 4
     template = CHATML.replace("IMAGE_SLOT", "<IMG_CONTEXT>\n")
-    proc = image_only_processor_class(InternVLProcessor)(ip, tok, image_seq_length=16, chat_template=template)
+    proc = image_only_processor_class(InternVLProcessor)(ip, tok, image_seq_length=seq, chat_template=template)
     vis = InternVLVisionConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                               image_size=112, patch_size=14)
+                               image_size=side, patch_size=14)
     txt = Qwen3Config(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, head_dim=16,
                       eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     cfg = InternVLConfig(vision_config=vis, text_config=txt, image_token_id=tok.context_image_token_id,
-                         image_seq_length=16, downsample_ratio=0.5, vision_feature_layer=-1,
+                         image_seq_length=seq, downsample_ratio=0.5, vision_feature_layer=-1,
                          vision_feature_select_strategy="default")
     return _save(InternVLForConditionalGeneration(cfg), proc, out)
 
@@ -155,29 +162,66 @@ def _idefics_tokenizer():
                           eos_token="<end_of_utterance>", pad_token="<pad>")
 
 
-def _idefics(out: Path, names: tuple[str, str, str, str, str], image_only: bool) -> Path:
+def _idefics(out: Path, names: tuple[str, str, str, str, str], image_only: bool, real: dict | None) -> Path:
     import transformers
     from eagle_widgets.models.processors import image_only_processor_class
 
     config_cls, model_cls, ip_cls, proc_cls, vision_cls = (getattr(transformers, n) for n in names)
     tok = _idefics_tokenizer()
-    ip = ip_cls(do_image_splitting=False, size={"longest_edge": 112}, max_image_size={"longest_edge": 112})
+    real = real or {"longest_edge": 112, "tile": 112, "patch": 14, "scale": 2, "split": False}
+    ip = ip_cls(do_image_splitting=real["split"], size={"longest_edge": real["longest_edge"]},
+                max_image_size={"longest_edge": real["tile"]})
     proc_cls = image_only_processor_class(proc_cls) if image_only else proc_cls
-    proc = proc_cls(ip, tok, image_seq_len=16, chat_template=IDEFICS_TEMPLATE)
+    seq = (real["tile"] // real["patch"]) ** 2 // real["scale"] ** 2
+    proc = proc_cls(ip, tok, image_seq_len=seq, chat_template=IDEFICS_TEMPLATE)
     vis = vision_cls(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                     image_size=112, patch_size=14)
-    cfg = config_cls(vision_config=vis, text_config=_llama(tok), scale_factor=2, image_token_id=proc.image_token_id)
+                     image_size=real["tile"], patch_size=real["patch"])
+    cfg = config_cls(vision_config=vis, text_config=_llama(tok, max_position_embeddings=8192),
+                     scale_factor=real["scale"],
+                     image_token_id=proc.image_token_id)
     return _save(model_cls(cfg), proc, out)
 
 
-def build_idefics3(out: Path) -> Path:
+def build_idefics3(out: Path, real: bool = False) -> Path:
+    # HuggingFaceM4/Idefics3-8B-Llama3: longest edge 4 x 364, 364-px tiles plus a global image, 169 tokens each.
+    settings = {"longest_edge": 4 * 364, "tile": 364, "patch": 14, "scale": 2, "split": True} if real else None
     return _idefics(out, ("Idefics3Config", "Idefics3ForConditionalGeneration", "Idefics3ImageProcessor",
-                          "Idefics3Processor", "Idefics3VisionConfig"), image_only=False)
+                          "Idefics3Processor", "Idefics3VisionConfig"), image_only=False, real=settings)
 
 
-def build_smolvlm(out: Path) -> Path:
+def build_smolvlm(out: Path, real: bool = False) -> Path:
+    # HuggingFaceTB/SmolVLM-256M-Instruct: longest edge 4 x 512, 512-px tiles of 16-px patches, 64 tokens each.
+    settings = {"longest_edge": 4 * 512, "tile": 512, "patch": 16, "scale": 4, "split": True} if real else None
     return _idefics(out, ("SmolVLMConfig", "SmolVLMForConditionalGeneration", "SmolVLMImageProcessor",
-                          "SmolVLMProcessor", "SmolVLMVisionConfig"), image_only=True)
+                          "SmolVLMProcessor", "SmolVLMVisionConfig"), image_only=True, real=settings)
+
+
+def build_llava_next(out: Path, real: bool = False) -> Path:
+    from transformers import (
+        CLIPVisionConfig,
+        LlavaNextConfig,
+        LlavaNextForConditionalGeneration,
+        LlavaNextImageProcessor,
+        LlavaNextProcessor,
+    )
+
+    # llava-hf/llava-v1.6-mistral-7b-hf: 336-px base image plus any-resolution tiles from these grids.
+    side = 336 if real else 112
+    pinpoints = [[side, 2 * side], [2 * side, side], [2 * side, 2 * side], [3 * side, side], [side, 3 * side]]
+    tok = make_tokenizer(["<unk>", "<s>", "</s>", "<pad>", "<image>"], bos_token="<s>", eos_token="</s>",
+                         unk_token="<unk>", pad_token="<pad>", extra_special_tokens={"image_token": "<image>"})
+    ip = LlavaNextImageProcessor(size={"shortest_edge": side}, crop_size={"height": side, "width": side},
+                                 image_grid_pinpoints=pinpoints)
+    proc = LlavaNextProcessor(image_processor=ip, tokenizer=tok, patch_size=14,
+                              vision_feature_select_strategy="default", num_additional_image_tokens=1,
+                              chat_template=LLAVA_TEMPLATE)
+    vis = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=side, patch_size=14)
+    cfg = LlavaNextConfig(vision_config=vis, text_config=_llama(tok, max_position_embeddings=8192),
+                          image_token_id=tok.image_token_id,
+                          image_grid_pinpoints=pinpoints, vision_feature_select_strategy="default",
+                          vision_feature_layer=-2)
+    return _save(LlavaNextForConditionalGeneration(cfg), proc, out)
 
 
 def build_text_only(out: Path) -> Path:
@@ -208,10 +252,20 @@ BUILDERS = {
 }
 
 
+# Families built at their real models' processor settings (image sizes, tiles, grids); tiny weights.
+REAL_SETTINGS = ["llava", "llava_next", "qwen2_5_vl", "internvl", "idefics3", "smolvlm"]
+
+
 @cache
-def tiny_model_dir(family: str, root: str) -> Path:
+def tiny_model_dir(family: str, root: str, real: bool = False) -> Path:
+    """A tiny checkpoint of `family`; `real=True`: with the real model's processor settings."""
     torch.manual_seed(0)
-    out = Path(root) / family
+    out = Path(root) / (f"{family}-real" if real else family)
     if not (out / "config.json").exists():
-        (build_text_only if family == "text_only" else BUILDERS[family])(out)
+        if family == "text_only":
+            build_text_only(out)
+        elif family == "llava_next":
+            build_llava_next(out, real=real)
+        else:
+            BUILDERS[family](out, real=real)
     return out

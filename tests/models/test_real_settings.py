@@ -1,0 +1,77 @@
+"""The fast path at the real models' processor settings and real photo sizes, in this environment's image backend.
+
+`make test` runs this file twice: with Pillow processors (CPU torch, no torchvision) and with torchvision
+processors (the CUDA torch build and its torchvision, transformers' default backend). Tiny weights; the
+processors are configured as the real checkpoints ship them (LLaVA-1.5 336, LLaVA-NeXT any-res grid,
+Qwen2.5-VL native resolution, InternVL 448 x up to 12 tiles + thumbnail, Idefics3 364 and SmolVLM 512 tiles
+with splitting).
+"""
+
+import numpy as np
+import pytest
+import torch
+from eagle_widgets import load_session
+from eagle_widgets.core import RegionSet, attribute
+
+from conftest import image_backend
+from tiny_models import REAL_SETTINGS, tiny_model_dir
+
+pytestmark = pytest.mark.slow
+
+
+def photo(h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.stack([120 + 60 * np.sin(xx / 37.0), 140 + 50 * np.cos(yy / 23.0), 160 + 40 * np.sin((xx + yy) / 51.0)],
+                   axis=-1).astype(np.uint8)
+    img[h // 5: h // 2, w // 4: w // 2] = (220, 30, 30)
+    img[h // 2:, w // 2:] = rng.integers(0, 255, (h - h // 2, w - w // 2, 3), dtype=np.uint8)
+    return img
+
+
+@pytest.fixture(scope="module")
+def real_sessions(model_root):
+    held = {}
+
+    def get(family):
+        if family not in held:
+            held[family] = load_session(str(tiny_model_dir(family, model_root, real=True)), device="cpu", cache=False)
+        return held[family]
+
+    return get
+
+
+@pytest.mark.parametrize("size", [(1080, 1920), (640, 480)], ids=["1920x1080", "480x640"])
+@pytest.mark.parametrize("family", REAL_SETTINGS)
+def test_fast_equals_reference_at_real_settings(real_sessions, family, size):
+    session = real_sessions(family)
+    assert session.adapter.image_backend == image_backend()
+    image = photo(*size)
+    gen = session.generate(image, "Describe the image in one sentence.", max_new_tokens=2)
+    regions = RegionSet.slic(image, n_segments=25)
+    fast = session.scorer(gen, tokens=[1], regions=regions)
+    described = fast.describe()
+    assert described["image_backend"] == image_backend()
+    # An exact composer where it is measured to beat the processor; else the processor itself, batched.
+    if "compose_ms_per_image" in described:
+        assert described["max_level_error"] <= 0.5, described
+        assert min(described["compose_ms_per_image"].values()) < described["processor_ms_per_image"]
+    else:
+        assert "processor runs on every masked image" in described["composition"], described
+    reference = session.scorer(gen, tokens=[1], regions=regions, path="reference")
+    masks = torch.rand(3, regions.n, generator=torch.Generator().manual_seed(1)) > 0.5
+    masks[0] = True
+    assert float((fast(masks) - reference(masks)).abs().max()) <= 1e-4
+
+
+@pytest.mark.parametrize("family", REAL_SETTINGS)
+def test_exact_orders_are_identical_at_real_settings(real_sessions, family):
+    session = real_sessions(family)
+    image = photo(300, 400, seed=2)
+    gen = session.generate(image, "Describe the image in one sentence.", max_new_tokens=2)
+    regions = RegionSet.slic(image, n_segments=7)
+    orders = []
+    for path in ("fast", "reference"):
+        scorer = session.scorer(gen, tokens=[1], regions=regions, path=path)
+        orders.append(attribute(scorer, regions, mode="exact", batch_size=scorer.batch_size).order)
+    assert orders[0] == orders[1]

@@ -1,0 +1,28 @@
+"""benchmarks/gpu.py runs here with --small, and builds the real architectures' shapes from their configs."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import gpu  # noqa: E402
+
+# Parameter counts of the published checkpoints, in billions (the bf16 weights the GPU run allocates).
+PUBLISHED_BILLIONS = {"llava-1.5-7b": 7.06, "qwen2.5-vl-3b": 3.75, "qwen2.5-vl-7b": 8.29, "internvl3.5-4b": 4.73}
+
+
+@pytest.mark.parametrize("name", list(gpu.ARCHITECTURES))
+def test_real_architectures_have_their_published_sizes(name, model_root):
+    model, processor = gpu.real_model(name, model_root, "meta")
+    billions = sum(p.numel() for p in model.parameters()) / 1e9
+    assert abs(billions - PUBLISHED_BILLIONS[name]) / PUBLISHED_BILLIONS[name] < 0.08, billions
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_runs_small(capsys):
+    rows = gpu.main(["--small", "--models", "qwen2.5-vl-3b", "--regions", "4", "--modes", "exact", "efficient",
+                     "--levels", "word", "--size", "160x120", "--published-masks", "1", "--device", "cpu"])
+    assert [r["mode"] for r in rows] == ["exact", "efficient"]
+    assert all(r["evaluations"] > 0 and r["wall_s"] > 0 and r["published_s"] > 0 for r in rows)
+    assert "| qwen2.5-vl-3b | word | exact |" in capsys.readouterr().out
