@@ -43,16 +43,9 @@ def demo_session():
     return load_demo_session()
 
 
-def image_backend() -> str:
-    """The image backend transformers' processors take in this environment."""
-    try:
-        import torchvision  # noqa: F401
-    except Exception:  # noqa: BLE001 - torchvision that does not import (CPU torch) means Pillow processors
-        return "pillow"
-    return "torchvision"
-
-
 def pytest_configure(config):
+    from tiny_models import image_backend
+
     # The torchvision environment must really have torchvision processors, or its run proves nothing.
     expected = os.environ.get("EAGLE_EXPECT_BACKEND")
     if expected and image_backend() != expected:

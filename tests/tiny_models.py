@@ -37,6 +37,15 @@ IDEFICS_TEMPLATE = (
 )
 
 
+def image_backend() -> str:
+    """The image backend transformers' processors take in this environment."""
+    try:
+        import torchvision  # noqa: F401
+    except Exception:  # noqa: BLE001 - torchvision that does not import (CPU torch) means Pillow processors
+        return "pillow"
+    return "torchvision"
+
+
 def make_tokenizer(special_tokens, vocab_size=400, **named):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast

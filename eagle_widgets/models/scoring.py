@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,17 +123,32 @@ class _ModelScorer:
         picked = logp.gather(2, self.target_ids.view(1, -1, 1).expand(batch, -1, 1)).squeeze(2)
         return picked.exp()
 
-    def _chunked(self, visible: torch.Tensor, score_chunk) -> torch.Tensor:
+    def _chunked(self, visible: torch.Tensor, prepare, score) -> torch.Tensor:
+        """`score(prepare(chunk), chunk)` over chunks of `visible`, halving the chunk on out-of-memory errors.
+
+        While one chunk runs through the model, the next one's inputs are prepared in a worker thread (the
+        processor, Pillow and torch release the GIL), so preparation overlaps the forwards."""
         size = max(1, min(self.batch_size, visible.shape[0]))
-        outs, start = [], 0
+        outs, start, ahead = [], 0, None  # ahead: (start, size, future) of the chunk prepared in advance
         while start < visible.shape[0]:
             chunk = visible[start:start + size]
+            if ahead is not None and ahead[:2] == (start, size):
+                prepared = ahead[2].result()
+            else:
+                if ahead is not None:
+                    ahead[2].cancel()
+                prepared = prepare(chunk)
+            ahead = None
+            after = start + chunk.shape[0]
+            if after < visible.shape[0]:
+                ahead = (after, size, _PREPARER.submit(prepare, visible[after:after + size]))
             try:
-                outs.append(score_chunk(chunk).cpu())
-                start += chunk.shape[0]
+                outs.append(score(prepared, chunk).cpu())
+                start = after
             except Exception as err:
                 if not _is_oom(err):
                     raise
+                del prepared
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
                 if size == 1:
@@ -140,7 +156,12 @@ class _ModelScorer:
                                      "(bfloat16), fewer image tiles, or a larger device") from None
                 size = max(1, size // 2)
                 self.batch_size = size
+        if ahead is not None:
+            ahead[2].cancel()
         return torch.cat(outs)
+
+
+_PREPARER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eagle-prepare")
 
 
 class MaskedInputScorer(_ModelScorer):
@@ -238,12 +259,12 @@ class MaskedInputScorer(_ModelScorer):
         return out
 
     def __call__(self, visible: torch.Tensor) -> torch.Tensor:
-        return self._chunked(visible, lambda chunk: self.forward(self.compose(chunk), chunk.shape[0]))
+        return self._chunked(visible, self.compose, lambda pv, chunk: self.forward(pv, chunk.shape[0]))
 
     def greedy(self, visible: torch.Tensor) -> torch.Tensor:
         """The model's own (argmax) token at each target position for each visibility mask, [B, T] ids."""
         visible = torch.as_tensor(visible, dtype=torch.bool)
-        return self._chunked(visible, lambda chunk: self.forward(self.compose(chunk), chunk.shape[0], greedy=True))
+        return self._chunked(visible, self.compose, lambda pv, chunk: self.forward(pv, chunk.shape[0], greedy=True))
 
     def describe(self) -> dict:
         c = self.composer
@@ -273,20 +294,25 @@ class BatchedPixelScorer(_ModelScorer):
         super().__init__(handle, sequence, regions, 1)
         self.image = image
         self.note = note
+        self.compose_s = 0.0  # preparing masked inputs: here the processor itself
         pv = sequence.pixel_values
         self.pixel_dtype = handle.dtype if pv.is_floating_point() else pv.dtype
         self.batch_size = batch_size or handle.auto_batch_size(sequence.length, pv.numel())
 
-    def _score(self, chunk: torch.Tensor, greedy: bool = False) -> torch.Tensor:
+    def _prepare(self, chunk: torch.Tensor) -> torch.Tensor:
+        t0 = time.perf_counter()
         masked = [self.regions.apply(self.image, vis) for vis in chunk.cpu().numpy()]
         pv = self.handle.adapter.encode(masked, self.sequence.prompt_text)["pixel_values"]
-        return self.forward(pv.to(self.device, dtype=self.pixel_dtype), chunk.shape[0], greedy=greedy)
+        pv = pv.to(self.device, dtype=self.pixel_dtype)
+        self.compose_s += time.perf_counter() - t0
+        return pv
 
     def __call__(self, visible: torch.Tensor) -> torch.Tensor:
-        return self._chunked(visible, self._score)
+        return self._chunked(visible, self._prepare, lambda pv, chunk: self.forward(pv, chunk.shape[0]))
 
     def greedy(self, visible: torch.Tensor) -> torch.Tensor:
-        return self._chunked(torch.as_tensor(visible, dtype=torch.bool), lambda c: self._score(c, greedy=True))
+        return self._chunked(torch.as_tensor(visible, dtype=torch.bool), self._prepare,
+                             lambda pv, chunk: self.forward(pv, chunk.shape[0], greedy=True))
 
     def describe(self) -> dict:
         return {"path": "fast", "semantics": "regions blacked out in the original image, then the processor",
