@@ -245,3 +245,55 @@ class ReplayComposer(_Composer):
     @property
     def nbytes(self) -> int:
         return self.source.numel() * 8 + self.labels_t.numel() * 8 + self.image_t.numel()
+
+
+class DeviceProcessorComposer:
+    """Exact by construction: the torchvision image processor itself on the batch of masked images, masked and
+    kept as uint8 tensors on the device (no Pillow round trip, one processor call per batch)."""
+
+    method = "the torchvision processor on the masked batch, on the device"
+
+    def __init__(self, image_processor, nested: bool, image: np.ndarray, labels: np.ndarray, num_regions: int):
+        self.image_processor = image_processor
+        self.nested = nested
+        self.num_regions = int(num_regions)
+        self.labels = torch.from_numpy(labels.astype(np.int64))
+        self.image = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        self.device = torch.device("cpu")
+        self.processor_calls = 0
+        self.shape = tuple(self._process(self.image[None]).shape)
+
+    def _process(self, masked: torch.Tensor) -> torch.Tensor:
+        images = [[im] for im in masked] if self.nested else list(masked)
+        kwargs = {"device": self.device} if self.device.type != "cpu" else {}
+        self.processor_calls += 1
+        return self.image_processor(images=images, return_tensors="pt", **kwargs)["pixel_values"]
+
+    def to(self, device) -> DeviceProcessorComposer:
+        self.device = torch.device(device)
+        self.labels, self.image = self.labels.to(device), self.image.to(device)
+        return self
+
+    def compose(self, visible: torch.Tensor) -> torch.Tensor:
+        keep = visible.to(self.device).bool()[:, self.labels]
+        pv = self._process(self.image[None] * keep[:, None]).to(self.device)
+        return pv.reshape(visible.shape[0] * self.shape[0], *self.shape[1:])
+
+    def check(self, encode, masks: np.ndarray) -> float:
+        """Largest |composed - processed| over `masks`, in the processor's output units."""
+        composed = self.compose(torch.as_tensor(masks)).cpu().double()
+        per = composed.shape[0] // len(masks)
+        worst = 0.0
+        for i, vis in enumerate(masks):
+            masked = np.where(vis[self.labels.cpu().numpy()][:, :, None], self.image.cpu().numpy().transpose(1, 2, 0),
+                              0).astype(np.uint8)
+            expected = encode(masked).double()
+            if tuple(expected.shape) != self.shape:
+                raise NotComposable(f"the processor lays a masked image out as {tuple(expected.shape)}, "
+                                    f"a batch as {self.shape}")
+            worst = max(worst, float((composed[i * per:(i + 1) * per] - expected).abs().max()))
+        return worst
+
+    @property
+    def nbytes(self) -> int:
+        return self.labels.numel() * 8 + self.image.numel()

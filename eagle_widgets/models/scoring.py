@@ -15,7 +15,7 @@ import torch
 from ..core.errors import ModelError
 from ..core.regions import RegionSet
 from .composition import MAX_LEVEL_ERROR, NotComposable, RegionComposer, ResamplingComposer
-from .replay import ReplayComposer
+from .replay import DeviceProcessorComposer, ReplayComposer
 from .resampling import image_digest
 
 
@@ -201,6 +201,9 @@ class MaskedInputScorer(_ModelScorer):
         masks = _check_masks(regions.n)
         labels, n, backend = regions.labels, regions.n, adapter.image_backend
         builders = [(lambda: ReplayComposer(adapter.pixel_values, image, labels, n, backend), 0.5)]
+        if backend == "torchvision":  # outputs compared in the processor's units: float32 ulps, not levels
+            builders.append((lambda: DeviceProcessorComposer(adapter.image_processor, adapter.nested_images, image,
+                                                             labels, n), 1e-4))
         if backend == "pillow" and _emulation_affordable(image):
             builders.append((lambda: ResamplingComposer(adapter.pixel_values, image, labels, n), 0.5))
         exact, rejected = self._checked(builders, sequence, encode, masks)

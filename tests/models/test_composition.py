@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from conftest import scene
+from tiny_models import image_backend
 
 
 def _harsh(h, w, seed):
@@ -79,6 +80,11 @@ def test_region_basis_composes_a_processor_without_pillow():
     assert error < 1e-3, error
 
 
+# Pillow's emulation composes Pillow processors only; the demo model's processor is Pillow-backed here only.
+pillow_processors = pytest.mark.skipif(image_backend() != "pillow", reason="the demo processor uses torchvision")
+
+
+@pillow_processors
 @pytest.mark.parametrize("regions_n", [16, 1000])
 def test_basis_memory_follows_the_resized_image_not_the_region_count(demo_session, regions_n):
     img = _harsh(1500, 2000, 1)
@@ -92,6 +98,7 @@ def test_basis_memory_follows_the_resized_image_not_the_region_count(demo_sessio
     assert lookup <= LOOKUP_BYTES  # coefficients grow with the regions under each footprint, up to the cap
 
 
+@pillow_processors
 def test_region_polynomial_equals_the_fixed_point_passes_and_the_processor(demo_session, monkeypatch):
     img = _harsh(210, 330, 2)
     regions = RegionSet.slic(img, n_segments=40)
