@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from eagle_widgets import load_session  # noqa: E402
 from eagle_widgets.core import RegionSet, attribute  # noqa: E402
 
-from sessions import photo  # noqa: E402
+from sessions import photo, strategy_label  # noqa: E402
 from tiny_models import tiny_model_dir  # noqa: E402
 
 # The real architectures' sizes (from their published configs); everything else comes from the tiny builder.
@@ -141,9 +141,7 @@ def main(argv=None) -> list[dict]:
                     r = explain_once(session, gen, tokens, regions, mode)
                     published = per_image * r["evaluations"]
                     overhead = (r["wall_s"] - r["forward_s"]) / max(r["forward_s"], 1e-9)
-                    strategy = ("replayed resizes" if "replayed" in r["strategy"] else
-                                "Pillow emulation" if "Pillow resampling" in r["strategy"] else
-                                "region basis" if "region basis" in r["strategy"] else "processor, batched")
+                    strategy = strategy_label(r["strategy"])
                     row = {"model": model_name, "level": level, "mode": mode, "regions": regions.n, **r,
                            "published_s": published, "overhead": overhead, "strategy": strategy}
                     rows.append(row)

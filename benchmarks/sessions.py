@@ -76,6 +76,15 @@ class PeakRSS:
         return (self.peak - self.base) / 2**30
 
 
+def strategy_label(composition: str) -> str:
+    """A short name for the strategy a scorer's `describe()["composition"]` names."""
+    for words, label in (("replayed", "replayed resizes"), ("processor on the masked batch", "processor on device"),
+                         ("Pillow resampling", "Pillow emulation"), ("region basis", "region basis")):
+        if words in composition:
+            return label
+    return "processor per image"
+
+
 def session_for(family: str, root: str, device: str):
     if family == "demo":
         return load_demo_session(cache=False)
@@ -156,10 +165,7 @@ def main() -> None:
                 gen, token = answer(session, family, image)
                 regions = RegionSet.slic(image, n_segments=args.regions)
                 r = per_image(session, gen, token, regions, args.masks, args.reference_masks)
-                short = {"Pillow resampling reproduced on the device": "Pillow emulation",
-                         "region basis measured through the processor": "region basis"}.get(r["strategy"], "")
-                if not short:
-                    short = ("replayed resizes" if "replayed" in r["strategy"] else "processor, batched")
+                short = strategy_label(r["strategy"])
                 line = (f"| {family} | {w}x{h} | {session.adapter.image_backend} | {short} | {r['setup_s']:.2f} | "
                         f"{r['extra_gib']:.2f} | {r['prep_ms']:.1f} | {r['processor_ms']:.1f} | "
                         f"{r['prep_ms'] / r['processor_ms']:.2f} | {r['forward_ms']:.1f} | {r['fast_ms']:.1f} | "
