@@ -193,6 +193,10 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("eagle-widgets: interrupted", file=sys.stderr)
         return 130
+    except OSError as err:  # the disk or a path said no (read-only, full, a file where a folder goes): no bug
+        where = f" {err.filename}" if err.filename else ""
+        print(f"eagle-widgets: cannot write or read{where}: {err.strerror or err}", file=sys.stderr)
+        return 2
     except Exception as err:  # a bug or an unforeseen failure: one line, not a traceback (unless debugging)
         if os.environ.get("EAGLE_WIDGETS_DEBUG"):
             raise

@@ -77,13 +77,19 @@ def load_image(source, name: str | None = None) -> np.ndarray:
     import io
     from pathlib import Path
 
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    from .files import regular_file
 
     is_bytes = isinstance(source, (bytes, bytearray, memoryview))
     label = name or ("the uploaded file" if is_bytes else str(source))
+    if not is_bytes:
+        regular_file(source, "image file")
     try:
         with Image.open(io.BytesIO(bytes(source)) if is_bytes else Path(source)) as im:
-            return as_rgb_uint8(im)
+            _check_pixels(im.width, im.height, label)
+            # Phone photos store their orientation in EXIF: show and explain them upright, as viewers do.
+            return as_rgb_uint8(ImageOps.exif_transpose(im), name=label)
     except FileNotFoundError:
         raise InputError(f"no such image file: {label}") from None
     except IsADirectoryError:

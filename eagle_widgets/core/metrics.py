@@ -51,6 +51,25 @@ def sensitive_tokens(p_full, p_black, threshold: float = SENSITIVE_THRESHOLD) ->
     return (np.asarray(p_full, dtype=np.float64) - np.asarray(p_black, dtype=np.float64)) > threshold
 
 
+def pixel_box(box, shape) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) in whole pixels of an image of `shape` (H, W), checked: not empty, not outside the
+    image, and not a normalised box (values in [0, 1]) mistaken for pixels."""
+    values = [float(v) for v in box]
+    h, w = shape[:2]
+    if len(values) != 4:
+        raise InputError(f"box must be (x0, y0, x1, y1), got {box}")
+    if all(0.0 <= v <= 1.0 for v in values) and any(v != int(v) for v in values) and max(h, w) > 2:
+        raise InputError(f"box {list(box)} looks normalised (every value within [0, 1]); boxes are in pixels "
+                         f"of the {w}x{h} image: multiply by the image size (a manifest can say "
+                         "\"box_units\": \"fraction\")")
+    x0, y0, x1, y1 = (int(round(v)) for v in values)
+    if x1 <= x0 or y1 <= y0:
+        raise InputError(f"box must be (x0, y0, x1, y1) with x1 > x0 and y1 > y0 in whole pixels, got {box}")
+    if x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:
+        raise InputError(f"box {list(box)} lies outside the {w}x{h} image")
+    return x0, y0, x1, y1
+
+
 def pointing_game(saliency, *, box=None, mask=None) -> bool:
     """Hit when the global maximum of `saliency` lies inside the box (x0, y0, x1, y1; exclusive ends) or mask.
 
@@ -71,9 +90,7 @@ def pointing_game(saliency, *, box=None, mask=None) -> bool:
         if region.shape != sal.shape:
             raise InputError(f"mask shape {region.shape} differs from the map's {sal.shape}")
     else:
-        x0, y0, x1, y1 = (int(round(v)) for v in box)
-        if x1 <= x0 or y1 <= y0:
-            raise InputError(f"box must be (x0, y0, x1, y1) with x1 > x0 and y1 > y0, got {box}")
+        x0, y0, x1, y1 = pixel_box(box, sal.shape)
         region = np.zeros(sal.shape, dtype=bool)
         region[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = True
     return bool(np.any(at_peak & region))

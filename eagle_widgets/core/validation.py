@@ -15,6 +15,8 @@ from .errors import InputError
 # Limits that keep a run inside memory and time; each can be raised by the environment variable named.
 MAX_REGIONS = int(os.environ.get("EAGLE_WIDGETS_MAX_REGIONS", 2048))
 MAX_IMAGE_PIXELS = int(os.environ.get("EAGLE_WIDGETS_MAX_IMAGE_PIXELS", 64_000_000))
+# Bytes of any one input file (image, mask, imported array) read or hashed.
+MAX_FILE_BYTES = int(os.environ.get("EAGLE_WIDGETS_MAX_FILE_BYTES", 512 << 20))
 
 
 def _is_int(value) -> bool:

@@ -10,8 +10,9 @@ import anywidget
 import ipywidgets as W
 import traitlets
 
-from ..core.errors import InputError
+from ..core.errors import EagleError, InputError
 from ..widgets import CurvesView, Explorer, HeatmapView
+from ..widgets.markup import markup
 from .store import ResultsFolder
 
 _STATIC = Path(__file__).resolve().parent / "static"
@@ -96,18 +97,26 @@ class DatasetBrowser(W.VBox):
 
     def show_sample(self, sample_id: str):
         """Show the stored explanation of `sample_id` (also what a click does); returns what is shown."""
+        self.detail.children = []  # nothing of the previous sample stays on screen
+        self.explorer = None
         record = self.folder.record(sample_id)
         if record is None:
+            self.status.value = markup("<b>{id}</b>: no record of this sample in {folder}", id=sample_id,
+                                       folder=self.folder.path)
             raise InputError(f"no sample {sample_id!r} in {self.folder.path}")
         if record.get("status") != "ok":
-            self.status.value = f"<b>{sample_id}</b>: error: {record.get('error', '')}"
-            self.detail.children = []
+            self.status.value = markup("<b>{id}</b>: error: {error}", id=sample_id, error=record.get("error", ""))
             return None
-        result = self.folder.load(sample_id)
+        try:
+            result = self.folder.load(sample_id)
+        except EagleError as err:
+            self.status.value = markup("<b>{id}</b>: {error}", id=sample_id, error=err)
+            return None
         context = result.context
-        self.status.value = (f"<b>{sample_id}</b> · {record['protocol']} · explained {record['explained']!r} · "
-                             f"insertion AUC {result.insertion_auc:.3f}, deletion AUC {result.deletion_auc:.3f} "
-                             "(stored, not recomputed)")
+        self.status.value = markup("<b>{id}</b> · {protocol} · explained {explained} · insertion AUC {ins} , "
+                                   "deletion AUC {dele} (stored, not recomputed)", id=sample_id,
+                                   protocol=record.get("protocol", ""), explained=repr(record.get("explained", "")),
+                                   ins=f"{result.insertion_auc:.3f}", dele=f"{result.deletion_auc:.3f}")
         if self.session is not None and result.image is not None:
             self.explorer = Explorer(self.session, result.image, context.prompt, auto_run=False,
                                      answer=list(context.generated_ids), mode=result.mode,

@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import InputError
-from ..core.files import atomic_write
+from ..core.files import atomic_write, file_digest, regular_file
 from ..core.images import load_image
+from ..core.metrics import pixel_box
 
-FIELDS = ("id", "image", "prompt", "tokens", "answer", "correct_answer", "mask", "box")
+FIELDS = ("id", "image", "prompt", "tokens", "answer", "correct_answer", "mask", "box", "box_units")
 
 
 @dataclass(frozen=True)
@@ -23,8 +24,8 @@ class Sample:
     answer positions, or {"words": [...]} (word level). `answer`: a given answer (text or token ids),
     teacher-forced instead of generated. `correct_answer`: the correct single token (text or id) of a
     hallucinated answer: it is explained and the correction searched (hallucination protocol). `mask`
-    (a file, relative to the manifest) and `box` ([x0, y0, x1, y1] in pixels): ground truth for the pointing
-    game."""
+    (a file, relative to the manifest) and `box` ([x0, y0, x1, y1] in pixels, or in fractions of the image's
+    size with `box_units` "fraction"): ground truth for the pointing game."""
 
     id: str
     image: str
@@ -34,6 +35,7 @@ class Sample:
     correct_answer: object = None
     mask: str | None = None
     box: tuple | None = None
+    box_units: str | None = None  # "pixels" (the default) or "fraction" of the image's width and height
     root: str = field(default="", compare=False)  # the manifest's folder, for relative paths
 
     @property
@@ -48,9 +50,13 @@ class Sample:
         per sample and run."""
         text = json.dumps(self.to_dict(), sort_keys=True)
         digest = hashlib.sha256(text.encode())
-        for path in (self.image_path, self.mask_path):
-            if path is not None and path.is_file():
-                digest.update(path.read_bytes())
+        for path, what in ((self.image_path, "image file"), (self.mask_path, "mask file")):
+            if path is None:
+                continue
+            try:  # streamed, size-limited, regular files only; a file that cannot be read keys by its error
+                file_digest(path, digest, what)
+            except InputError as err:
+                digest.update(f"unreadable: {err}".encode())
         return digest.hexdigest()[:24]
 
     @property
@@ -64,15 +70,28 @@ class Sample:
     def load_image(self) -> np.ndarray:
         return load_image(self.image_path)
 
+    def pixel_box(self, shape) -> tuple[int, int, int, int] | None:
+        """The box in whole pixels of an image of `shape`, checked against it (None without a box)."""
+        if self.box is None:
+            return None
+        box = self.box
+        if self.box_units == "fraction":
+            h, w = shape[:2]
+            box = (box[0] * w, box[1] * h, box[2] * w, box[3] * h)
+            return pixel_box([round(v) for v in box], shape)
+        return pixel_box(box, shape)
+
     def load_mask(self, shape) -> np.ndarray | None:
         if self.mask is None:
             return None
-        path = self.mask_path
+        path = regular_file(self.mask_path, "mask file")
         if path.suffix == ".npy":
             try:
                 mask = np.load(path, allow_pickle=False)
-            except (OSError, ValueError) as err:
+            except (OSError, ValueError, EOFError) as err:
                 raise InputError(f"cannot read the mask {path} ({err})") from None
+            if mask.dtype.kind not in "biuf":
+                raise InputError(f"the mask {path.name} holds {mask.dtype} values; expected numbers or booleans")
         else:
             mask = load_image(path)[..., 0]
         mask = np.asarray(mask) > 0
@@ -104,8 +123,6 @@ def sample_from_dict(d, root: str = "", where: str = "sample") -> Sample:
     for name in ("id", "image", "prompt"):
         if not isinstance(d.get(name), str) or not d[name].strip():
             raise InputError(f"{where}: {name!r} must be a non-empty string")
-    if any(c in d["id"] for c in "/\\\0") or d["id"] in (".", ".."):
-        raise InputError(f"{where}: the id {d['id']!r} cannot name a file")
     tokens = d.get("tokens", "all")
     if not (tokens == "all" or (isinstance(tokens, list) and tokens and all(
             isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in tokens))
@@ -134,10 +151,18 @@ def sample_from_dict(d, root: str = "", where: str = "sample") -> Sample:
         if not (box[0] < box[2] and box[1] < box[3]):
             raise InputError(f"{where}: box {box} is empty (x0 < x1 and y0 < y1 are needed)")
         box = tuple(box)
+    units = d.get("box_units")
+    if units is not None:
+        if units not in ("pixels", "fraction"):
+            raise InputError(f"{where}: box_units must be \"pixels\" or \"fraction\", got {units!r}")
+        if box is None:
+            raise InputError(f"{where}: box_units is given but there is no box")
+        if units == "fraction" and not all(0 <= v <= 1 for v in box):
+            raise InputError(f"{where}: a box in fractions needs values within [0, 1], got {list(box)}")
     mask = d.get("mask")
     if mask is not None and (not isinstance(mask, str) or not mask.strip()):
         raise InputError(f"{where}: mask must be a file path")
-    return Sample(d["id"], d["image"], d["prompt"], tokens, answer, correct, mask, box, root)
+    return Sample(d["id"], d["image"], d["prompt"], tokens, answer, correct, mask, box, units, root)
 
 
 @dataclass
@@ -170,16 +195,14 @@ def read_manifest(path) -> Manifest:
         except json.JSONDecodeError as err:
             broken.append((where, f"{where}: not JSON ({err.msg})"))
             continue
-        name = d.get("id") if isinstance(d, dict) and isinstance(d.get("id"), str) else where
+        name = d.get("id") if isinstance(d, dict) and isinstance(d.get("id"), str) and d["id"] else where
+        if name in seen:
+            raise InputError(f"{path}: {where}: the id {name!r} appears twice; ids name the result files")
+        seen.add(name)
         try:
-            sample = sample_from_dict(d, root, where)
+            samples.append(sample_from_dict(d, root, where))
         except InputError as err:
             broken.append((name, str(err)))
-            continue
-        if sample.id in seen:
-            raise InputError(f"{path}: {where}: the id {sample.id!r} appears twice; ids name the result files")
-        seen.add(sample.id)
-        samples.append(sample)
     if not samples and not broken:
         raise InputError(f"the manifest {path} holds no samples")
     return Manifest(samples, broken, path)

@@ -81,6 +81,7 @@ def evaluate_sample(session, sample: Sample, options: EvaluationOptions):
     t0 = time.perf_counter()
     image = sample.load_image()
     mask = sample.load_mask(image.shape[:2])
+    box = sample.pixel_box(image.shape)  # checked before anything is computed
     generation = _answer(session, sample, image, options)
     targets = _targets(generation, sample)
     correct_id = None if sample.correct_answer is None else session.token_id(sample.correct_answer)
@@ -97,8 +98,8 @@ def evaluate_sample(session, sample: Sample, options: EvaluationOptions):
         "pointing_box": None, "pointing_mask": None, "mcr": None, "corrected": None, "hallucinated": None,
         "evaluations": result.evaluations,
     }
-    if sample.box is not None:
-        record["pointing_box"] = float(result.pointing_game(box=sample.box))
+    if box is not None:
+        record["pointing_box"] = float(result.pointing_game(box=box))
     if mask is not None:
         record["pointing_mask"] = float(result.pointing_game(mask=mask))
     if correct_id is not None:
@@ -126,3 +127,7 @@ def run_sample(session, sample: Sample, options: EvaluationOptions):
         return evaluate_sample(session, sample, options)
     except EagleError as err:
         return error_record(sample.id, sample.protocol, str(err)), None
+    except MemoryError:
+        return error_record(sample.id, sample.protocol, "ran out of memory on this sample"), None
+    except Exception as err:  # noqa: BLE001 - whatever one sample raises is that sample's error, not the run's
+        return error_record(sample.id, sample.protocol, f"unexpected {type(err).__name__}: {err}"), None

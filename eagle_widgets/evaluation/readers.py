@@ -80,32 +80,50 @@ def from_coco(annotations, images, folder, *, prompt: str = COCO_CAPTION_PROMPT,
     chosen: dict = {}
     skipped = []
     for a in data["annotations"]:
+        if not isinstance(a, dict):
+            skipped.append(("annotation", f"not an object: {str(a)[:60]}"))
+            continue
         im = images_by_id.get(a.get("image_id"))
         if im is None:
             skipped.append((str(a.get("id")), "its image_id is not among the images"))
             continue
         if captions:
             chosen.setdefault(im["id"], a)
-        elif a.get("iscrowd", 0) == 0 and a.get("area", 0) > chosen.get(im["id"], {}).get("area", -1):
+        elif a.get("iscrowd", 0) == 0 and _number(a.get("area")) > _number(chosen.get(im["id"], {}).get("area")):
             chosen[im["id"]] = a
     samples = []
     for image_id, a in chosen.items():
-        im = images_by_id[image_id]
-        sample = {"id": f"coco-{image_id}", "image": _image_path(images, im["file_name"], folder), "prompt": prompt}
-        if captions:
-            sample.update(answer=a["caption"].strip(), tokens="all")
-        else:
-            name = categories.get(a.get("category_id"))
-            if name is None:
-                skipped.append((sample["id"], f"unknown category {a.get('category_id')}"))
-                continue
-            x, y, w, h = a["bbox"]
-            sample.update(tokens={"words": [name.split()[-1]]}, box=[x, y, x + w, y + h])
-            _add_mask(sample, folder, _polygons_mask(a.get("segmentation"), im["height"], im["width"]))
+        try:
+            sample = _coco_sample(image_id, a, images_by_id[image_id], images, folder, prompt, captions, categories)
+        except (KeyError, TypeError, ValueError, AttributeError, InputError) as err:
+            skipped.append((f"coco-{image_id}", f"malformed entry ({type(err).__name__}: {err})"))
+            continue
+        if isinstance(sample, str):
+            skipped.append((f"coco-{image_id}", sample))
+            continue
         samples.append(sample)
         if limit is not None and len(samples) >= limit:
             break
     return _manifest(samples, folder, annotations), skipped
+
+
+def _number(value) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else -1.0
+
+
+def _coco_sample(image_id, a, im, images, folder, prompt, captions, categories):
+    """One COCO image's sample, or why it is skipped (a string)."""
+    sample = {"id": f"coco-{image_id}", "image": _image_path(images, im["file_name"], folder), "prompt": prompt}
+    if captions:
+        sample.update(answer=a["caption"].strip(), tokens="all")
+    else:
+        name = categories.get(a.get("category_id"))
+        if name is None:
+            return f"unknown category {a.get('category_id')}"
+        x, y, w, h = (float(v) for v in a["bbox"])
+        sample.update(tokens={"words": [name.split()[-1]]}, box=[x, y, x + w, y + h])
+        _add_mask(sample, folder, _polygons_mask(a.get("segmentation"), int(im["height"]), int(im["width"])))
+    return sample
 
 
 def _flat_ids(value) -> list[int] | None:
@@ -133,48 +151,58 @@ def from_authors(path, images, folder, *, prompt: str = AUTHORS_COCO_PROMPT, que
         if not isinstance(e, dict):
             skipped.append((f"entry {n}", "not an object"))
             continue
-        name = e.get("image_path") or e.get("image_name") or e.get("image_filename")
-        if not isinstance(name, str):
-            skipped.append((f"entry {n}", "no image_path, image_name or image_filename"))
+        try:
+            sample = _authors_sample(n, e, images, folder, prompt, question_template, seen)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, InputError) as err:
+            skipped.append((f"entry {n}", f"malformed entry ({type(err).__name__}: {err})"))
             continue
-        stem = Path(name).stem
-        sid = f"{stem}-{e['id']}" if "id" in e else stem
-        if sid in seen:
-            sid = f"{sid}-{n}"
-        seen.add(sid)
-        answer = _flat_ids(e.get("generated_ids")) or _flat_ids(e.get("output_word_id"))
-        if "target_generated_index" in e:
-            tokens = [int(e["target_generated_index"])]
-            if answer is None or not 0 <= tokens[0] < len(answer):
-                skipped.append((sid, f"target index {tokens[0]} is outside the given answer"))
-                continue
-            if "target_generated_id" in e and answer[tokens[0]] != int(e["target_generated_id"]):
-                skipped.append((sid, "target_generated_id does not match the answer at target_generated_index"))
-                continue
-        elif isinstance(e.get("selected_interpretation_token_id"), list) and e["selected_interpretation_token_id"]:
-            tokens = [int(t) for t in e["selected_interpretation_token_id"]]
-        else:
-            tokens = "all"
-        question = e.get("question")
-        sample = {"id": sid, "image": _image_path(images, Path(name).name, folder),
-                  "prompt": question_template.format(question) if isinstance(question, str) else prompt,
-                  "tokens": tokens}
-        if answer is not None:
-            sample["answer"] = answer
-        if "counter_word_id" in e:
-            sample["correct_answer"] = int(e["counter_word_id"])
-            sample["tokens"] = tokens[:1] if isinstance(tokens, list) else [0]
-        if isinstance(e.get("location"), list) and len(e["location"]) == 4:
-            x, y, w, h = (float(v) for v in e["location"])
-            sample["box"] = [x, y, x + w, y + h]
-        if e.get("segmentation") is not None:
-            try:
-                with Image.open(Path(images) / Path(name).name) as im:
-                    width, height = im.size
-            except OSError:
-                width = height = None
-            _add_mask(sample, folder, None if width is None else _polygons_mask(e["segmentation"], height, width))
+        if isinstance(sample, tuple):
+            skipped.append(sample)
+            continue
         samples.append(sample)
         if limit is not None and len(samples) >= limit:
             break
     return _manifest(samples, folder, path), skipped
+
+
+def _authors_sample(n, e, images, folder, prompt, question_template, seen):
+    """One entry's sample, or (its name, why it is skipped)."""
+    name = e.get("image_path") or e.get("image_name") or e.get("image_filename")
+    if not isinstance(name, str):
+        return f"entry {n}", "no image_path, image_name or image_filename"
+    stem = Path(name).stem
+    sid = f"{stem}-{e['id']}" if "id" in e else stem
+    if sid in seen:
+        sid = f"{sid}-{n}"
+    seen.add(sid)
+    answer = _flat_ids(e.get("generated_ids")) or _flat_ids(e.get("output_word_id"))
+    if "target_generated_index" in e:
+        tokens = [int(e["target_generated_index"])]
+        if answer is None or not 0 <= tokens[0] < len(answer):
+            return sid, f"target index {tokens[0]} is outside the given answer"
+        if "target_generated_id" in e and answer[tokens[0]] != int(e["target_generated_id"]):
+            return sid, "target_generated_id does not match the answer at target_generated_index"
+    elif isinstance(e.get("selected_interpretation_token_id"), list) and e["selected_interpretation_token_id"]:
+        tokens = [int(t) for t in e["selected_interpretation_token_id"]]
+    else:
+        tokens = "all"
+    question = e.get("question")
+    sample = {"id": sid, "image": _image_path(images, Path(name).name, folder),
+              "prompt": question_template.format(question) if isinstance(question, str) else prompt,
+              "tokens": tokens}
+    if answer is not None:
+        sample["answer"] = answer
+    if "counter_word_id" in e:
+        sample["correct_answer"] = int(e["counter_word_id"])
+        sample["tokens"] = tokens[:1] if isinstance(tokens, list) else [0]
+    if isinstance(e.get("location"), list) and len(e["location"]) == 4:
+        x, y, w, h = (float(v) for v in e["location"])
+        sample["box"] = [x, y, x + w, y + h]
+    if e.get("segmentation") is not None:
+        try:
+            with Image.open(Path(images) / Path(name).name) as im:
+                width, height = im.size
+        except OSError:
+            width = height = None
+        _add_mask(sample, folder, None if width is None else _polygons_mask(e["segmentation"], height, width))
+    return sample

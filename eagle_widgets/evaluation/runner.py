@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 
 from ..core.errors import InputError
+from ..core.validation import integer
 from .backends import run_local, run_ray
 from .manifest import Manifest, read_manifest
 from .protocol import EvaluationOptions, error_record
@@ -49,10 +49,6 @@ class Progress:
             self.bar.close()
 
 
-def _file_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._ -]", "_", text)[:100] or "sample"
-
-
 def evaluate(manifest, out, options: EvaluationOptions | None = None, *, backend: str = "local",
              workers: int | None = None, address: str | None = None, threads: int | None = None,
              progress: bool = True, on_record=None, **option_values) -> dict:
@@ -71,10 +67,18 @@ def evaluate(manifest, out, options: EvaluationOptions | None = None, *, backend
         raise InputError("give either options or keyword values, not both")
     if not isinstance(manifest, Manifest):
         manifest = read_manifest(manifest)
-    folder = ResultsFolder(out, options)
+    if workers is not None:
+        workers = integer(workers, "workers", minimum=1)
+    folder = ResultsFolder(out, options).lock()
+    try:
+        return _evaluate(manifest, folder, options, backend, workers, address, threads, progress, on_record)
+    finally:
+        folder.unlock()
+
+
+def _evaluate(manifest, folder, options, backend, workers, address, threads, progress, on_record) -> dict:
     for name, message in manifest.broken:  # unreadable lines: recorded every run, never computed
-        rid = _file_name(name)
-        record = folder.write(_Broken(rid), error_record(rid, "unknown", message), None)
+        record = folder.write(_Broken(name), error_record(name, "unknown", message), None)
         if on_record:
             on_record(record)
     todo = [s for s in manifest.samples if not folder.done(s)]
@@ -91,7 +95,7 @@ def evaluate(manifest, out, options: EvaluationOptions | None = None, *, backend
                 on_record(record)
     finally:
         bar.close()
-    order = [_file_name(n) for n, _ in manifest.broken] + [s.id for s in manifest.samples]
+    order = [n for n, _ in manifest.broken] + [s.id for s in manifest.samples]
     records = folder.records(order)
     folder.write_table(records)
     summary = folder.write_summary(records)

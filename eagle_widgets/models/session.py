@@ -187,6 +187,9 @@ class ModelSession:
             ids = [self.token_id(t) for t in answer]
         else:
             raise InputError(f"the given answer must be text or a non-empty list of token ids, got {answer!r}")
+        if self._image_token_id is not None and self._image_token_id in ids:
+            raise InputError("the given answer holds the image placeholder token; an answer is text, and the image "
+                             "goes in as the image")
         t0 = time.perf_counter()
         rgb, text, _ = self._encode_prompt(image, prompt, len(ids))
         special_ids = set(getattr(self.tokenizer, "all_special_ids", []))
@@ -345,10 +348,14 @@ class ModelSession:
 
     def token_id(self, token) -> int:
         """The id of one token: an id (checked against the vocabulary) or a single-token string."""
+        if isinstance(token, (bool, np.bool_)):
+            raise InputError(f"a token is an id (an integer) or a string, got {token!r}")
         if isinstance(token, (int, np.integer)):
             if not 0 <= int(token) < len(self.tokenizer):
                 raise InputError(f"token id {token} is outside the vocabulary (0..{len(self.tokenizer) - 1})")
             return int(token)
+        if not isinstance(token, str):
+            raise InputError(f"a token is an id (an integer) or a string, got {token!r} ({type(token).__name__})")
         ids = self.tokenizer.encode(token, add_special_tokens=False)
         if len(ids) != 1:
             raise InputError(f"{token!r} is {len(ids)} tokens for this tokenizer; give a single-token string or an id")

@@ -17,8 +17,10 @@ import numpy as np
 
 from ..core.attribution import AnswerContext, Attribution
 from ..core.errors import BundleError, EagleError, InputError
+from ..core.files import regular_file
 from ..core.images import as_rgb_uint8, load_image
 from ..core.regions import RegionSet
+from ..core.validation import MAX_IMAGE_PIXELS, MAX_REGIONS
 
 _REQUIRED = ("region_area", "insertion_score", "deletion_score")
 
@@ -41,6 +43,15 @@ def import_reference_result(json_path, npy_path=None, image=None) -> Attribution
         npy_path = json_path.parent.parent / "npy" / f"{json_path.stem}.npy"
     npy_path = Path(npy_path)
     try:
+        return _import(json_path, npy_path, image)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, RecursionError) as err:
+        # Anything else a hand-edited or foreign file can hold: one error naming the file, never a traceback.
+        raise BundleError(f"{json_path} is not a well-formed EAGLE result ({type(err).__name__}: {err})") from None
+
+
+def _import(json_path: Path, npy_path: Path, image) -> Attribution:
+    _regular(json_path, "result file")
+    try:
         meta = json.loads(json_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BundleError(f"no such result file: {json_path}") from None
@@ -54,9 +65,14 @@ def import_reference_result(json_path, npy_path=None, image=None) -> Attribution
     if missing:
         raise BundleError(f"{json_path} is not an EAGLE result: it lacks {', '.join(missing)}")
     try:
+        regular_file(npy_path, "region-mask file")
+    except InputError as err:
+        if "no such" in str(err):
+            raise BundleError(f"the region masks of {json_path.name} are missing: no {npy_path}") from None
+        raise BundleError(str(err)) from None
+    _check_npy_header(npy_path)
+    try:
         masks = np.load(npy_path, allow_pickle=False)
-    except FileNotFoundError:
-        raise BundleError(f"the region masks of {json_path.name} are missing: no {npy_path}") from None
     except (ValueError, OSError, EOFError) as err:
         raise BundleError(f"{npy_path} is not a readable .npy of region masks ({err})") from None
     if masks.ndim == 4:
@@ -77,6 +93,11 @@ def import_reference_result(json_path, npy_path=None, image=None) -> Attribution
         ins_tok, del_tok = ins_tok[:, None], del_tok[:, None]
     for key, arr in (("region_area", areas), ("insertion_score", ins_mean), ("deletion_score", del_mean),
                      ("insertion_word_score", ins_tok), ("deletion_word_score", del_tok)):
+        if arr.size and (not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1):
+            raise BundleError(f"{json_path}: {key} holds values outside [0, 1] (or NaN/infinite); "
+                              "they are probabilities and image fractions")
+    for key, arr in (("region_area", areas), ("insertion_score", ins_mean), ("deletion_score", del_mean),
+                     ("insertion_word_score", ins_tok), ("deletion_word_score", del_tok)):
         if len(arr) != k:
             raise BundleError(f"{json_path}: {key} has {len(arr)} steps but {npy_path.name} holds {k} masks")
     if ins_tok.shape != del_tok.shape:
@@ -90,6 +111,9 @@ def import_reference_result(json_path, npy_path=None, image=None) -> Attribution
         labels[uncovered] = k  # pixels no mask covers form one last, unranked region
     p_full = np.asarray(meta.get("org_score", ins_tok[-1]), dtype=np.float64).reshape(-1)
     p_black = np.asarray(meta.get("baseline_score", del_tok[-1]), dtype=np.float64).reshape(-1)
+    for key, arr in (("org_score", p_full), ("baseline_score", p_black)):
+        if arr.size and (not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1):
+            raise BundleError(f"{json_path}: {key} holds values outside [0, 1] (or NaN/infinite)")
     if p_full.shape != (ins_tok.shape[1],) or p_black.shape != (ins_tok.shape[1],):
         raise BundleError(f"{json_path}: org_score/baseline_score do not have one value per token "
                           f"({ins_tok.shape[1]})")
@@ -127,6 +151,36 @@ def import_reference_result(json_path, npy_path=None, image=None) -> Attribution
             token_labels=token_labels, info=info, image=rgb, context=context)
     except EagleError as err:
         raise BundleError(f"{json_path} holds inconsistent data: {err}") from None
+
+
+def _regular(path: Path, what: str) -> None:
+    try:
+        regular_file(path, what)
+    except InputError as err:
+        raise BundleError(str(err).replace(f"no such {what}", "no such result file")) from None
+
+
+def _check_npy_header(path: Path) -> None:
+    """Refuse, from the header alone, a mask array beyond the limits or larger than its file (a few bytes can
+    declare terabytes; numpy would allocate them before finding the data missing)."""
+    try:
+        with open(path, "rb") as fh:
+            major, _ = np.lib.format.read_magic(fh)
+            read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(fh)
+            offset = fh.tell()
+    except (ValueError, OSError, EOFError) as err:
+        raise BundleError(f"{path} is not a readable .npy of region masks ({err})") from None
+    if dtype.hasobject or len(shape) not in (3, 4):
+        raise BundleError(f"{path} must hold K region masks (K x H x W) of numbers, got {dtype} {shape}")
+    k, h, w = shape[:3]
+    if h * w > MAX_IMAGE_PIXELS or k > MAX_REGIONS + 1:
+        raise BundleError(f"{path} declares {k} masks of {w}x{h} pixels, beyond the limits ({MAX_REGIONS} "
+                          f"regions, {MAX_IMAGE_PIXELS:,} pixels)")
+    declared = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if declared != path.stat().st_size - offset:
+        raise BundleError(f"{path} declares {declared:,} bytes of masks but holds {path.stat().st_size - offset:,} "
+                          "(truncated or corrupt)")
 
 
 def _load_image(image) -> np.ndarray:

@@ -3,12 +3,11 @@ scale, each with its insertion and deletion AUC."""
 
 from __future__ import annotations
 
-import html
-
 import ipywidgets as W
 import numpy as np
 
 from ..core.attribution import Attribution
+from .markup import markup
 from .state import selection_label
 from .views import HeatmapView
 
@@ -43,9 +42,9 @@ class CompareView(W.VBox):
             if result.image is not None:
                 view.set_image(result.image)
             view.show(result, scale)
-            caption.value = (f"<span class='eagle-status'><b>{html.escape(describe(result))}</b><br>insertion AUC "
-                             f"{result.insertion_auc:.3f} (higher is better) · deletion AUC "
-                             f"{result.deletion_auc:.3f} (lower is better)</span>")
+            caption.value = markup("<span class='eagle-status'><b>{what}</b><br>insertion AUC {ins} (higher is "
+                                   "better) · deletion AUC {dele} (lower is better)</span>", what=describe(result),
+                                   ins=f"{result.insertion_auc:.3f}", dele=f"{result.deletion_auc:.3f}")
         self.title.value = ("<span class='eagle-status'><b>Compared</b> on one colour scale: 1 = the largest gain "
                             "any region added in either map.</span>")
         self.results = (left, right)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import html
 import io
 import threading
 import time
@@ -22,6 +21,7 @@ from ..core.regions import RegionSet
 from ..core.search import MODES
 from .compare import CompareView
 from .contract import ExplorerSession
+from .markup import markup
 from .state import image_note, selection_label, summary
 from .views import CurvesView, DownloadBar, HeatmapView, ModalityChart, TokenStrip, check_selection
 
@@ -116,7 +116,8 @@ class Explorer(W.VBox):
                                      layout=W.Layout(width="190px"))
         self._given_regions = None
         self._grids: dict = {}
-        self.regions_control = W.BoundedIntText(value=regions, min=2, max=validation.MAX_REGIONS, description="regions",
+        # Not a BoundedIntText: that clamps a typed 1 or 5000 without a word; out-of-range values are said.
+        self.regions_control = W.IntText(value=regions, description="regions",
                                                 tooltip="how many SLICO superpixels to split the image "
                                                 "into (more: finer maps, slower runs)",
                                                 layout=W.Layout(width="150px"))
@@ -137,6 +138,7 @@ class Explorer(W.VBox):
         self.progress = W.FloatProgress(value=0, min=0, max=1, layout=W.Layout(width="220px"))
         self._shown_key = None  # (selection, params) of the result on screen
         self.status = W.HTML(self._status_html("Select tokens in the answer to see where the model looked."))
+        self.regions_control.observe(self._on_regions_typed, names="value")
         self.run_button.on_click(lambda _: self.run())
         self.cancel_button.on_click(lambda _: self.cancel())
         self.strip.observe(self._on_selection, names="selection")
@@ -252,9 +254,15 @@ class Explorer(W.VBox):
 
     def _header_html(self) -> str:
         gen = self.generation
-        model = html.escape(self.session.display_name)
-        return (f"<b>Q:</b> {html.escape(gen.prompt)} &nbsp; <b>A:</b> {html.escape(gen.text)} "
-                f"<span class='eagle-status'>({model})</span>")
+        return markup("<b>Q:</b> {prompt} &nbsp; <b>A:</b> {answer} <span class='eagle-status'>({model})</span>",
+                      prompt=gen.prompt, answer=gen.text, model=self.session.display_name)
+
+    def _on_regions_typed(self, change) -> None:
+        try:
+            validation.region_count(change["new"])
+        except InputError as err:
+            self.regions_control.value = change["old"]
+            self._set_status(f"{err}; kept {change['old']}", error=True)
 
     # -- public API -----------------------------------------------------------------------------
     @property
@@ -361,9 +369,12 @@ class Explorer(W.VBox):
         base = {"selection": self.selection, "method": self.method_control.value}
         sides = []
         for side in (left or {}, right or {}):
+            if not isinstance(side, dict):
+                raise InputError(f"a compared side is a dict such as {{'selection': [1]}}, got {side!r}")
             unknown = set(side) - {"selection", "method"}
             if unknown:
-                raise InputError(f"a compared side takes selection and method; got {', '.join(sorted(unknown))}")
+                raise InputError(f"a compared side takes selection and method; got "
+                                 f"{', '.join(sorted(repr(k) for k in unknown))}")
             s = {**base, **side}
             s["selection"] = check_selection(s["selection"], len(self.generation.tokens))
             if not s["selection"]:
@@ -562,7 +573,7 @@ class Explorer(W.VBox):
 
     @staticmethod
     def _status_html(text: str, error: bool = False) -> str:
-        return f"<span class='eagle-status{' eagle-error' if error else ''}'>{html.escape(text)}</span>"
+        return markup("<span class='eagle-status" + (" eagle-error" if error else "") + "'>{text}</span>", text=text)
 
     # -- display --------------------------------------------------------------------------------
     def __repr__(self) -> str:

@@ -8,7 +8,6 @@ token (or a range with shift) switches to the precomputed explanation of that se
 from __future__ import annotations
 
 import base64
-import html
 import json
 import re
 from pathlib import Path
@@ -17,6 +16,7 @@ from ..core.attribution import MAP_ENCODINGS
 from ..core.errors import EagleError, InputError
 from ..core.files import atomic_write
 from ..display.colours import DEFAULT_STYLE, OVERLAY_OPACITY, drawing
+from .markup import plain, text
 from .state import EMPTY_CURVES, EMPTY_HEATMAP, curves_state, heatmap_state, summary
 
 _STATIC = Path(__file__).resolve().parent / "static"
@@ -139,8 +139,8 @@ def explorer_page(explorer) -> str:
         "explanations": explanations,
     }
     model = explorer.session.display_name
-    values = {"__TITLE__": html.escape(f"{gen.prompt} → {gen.text}"), "__PROMPT__": html.escape(gen.prompt),
-              "__ANSWER__": html.escape(gen.text), "__MODEL__": html.escape(model),
+    values = {"__TITLE__": plain(f"{gen.prompt} → {gen.text}"), "__PROMPT__": text(gen.prompt),
+              "__ANSWER__": text(gen.text), "__MODEL__": text(model),
               "__CSS__": (_STATIC / "views.css").read_text(), "__DATA__": _script_json(data),
               "__ESM__": _script_text((_STATIC / "views.js").read_text())}
     # One pass over the template: text put in is never searched for placeholders again.

@@ -187,3 +187,41 @@ def test_a_huge_upload_is_refused_in_the_widget(explorer):
     explorer.upload.value = _upload("huge.png", bytes(png))
     explorer.generate_button.click()
     assert "huge.png is too large to decode safely" in explorer.status.value and explorer.history == []
+
+
+@pytest.mark.parametrize("answer, message", [([True, 5], "a token is an id"), ([1.5], "a token is an id"),
+                                             (["x", None], "a token is an id")])
+def test_given_answers_are_ids_or_text_only(explorer, answer, message):
+    before = explorer.generation
+    with pytest.raises(InputError, match=message):
+        explorer.ask(answer=answer)
+    assert explorer.generation is before  # nothing earlier is lost
+
+
+def test_an_answer_holding_the_image_placeholder_is_refused(explorer, demo_session):
+    with pytest.raises(InputError, match="image placeholder"):
+        explorer.ask(answer=[demo_session.image_token_id])
+
+
+def test_compare_sides_are_checked_in_words(explorer):
+    explorer.select([1]).wait(60)
+    with pytest.raises(InputError, match="takes selection and method; got 1"):
+        explorer.compare({1: 2})
+    with pytest.raises(InputError, match="a compared side is a dict"):
+        explorer.compare(["selection"])
+
+
+def test_a_typed_region_count_out_of_range_is_said_not_clamped(explorer):
+    explorer.regions_control.value = 5000
+    assert explorer.regions_control.value == 9 and "regions" in explorer.status.value and "5000" in \
+        explorer.status.value
+    explorer.regions_control.value = 1
+    assert explorer.regions_control.value == 9 and "kept 9" in explorer.status.value
+
+
+def test_direction_controls_in_a_prompt_cannot_reorder_the_header(explorer, tmp_path):
+    explorer.ask(prompt="describe \u202ethe image .")
+    assert "<bdi>describe \u202ethe image .</bdi>" in explorer.header.value
+    page = explorer.export_html(tmp_path / "e.html").read_text()
+    assert "<bdi>describe \u202ethe image .</bdi>" in page
+    assert "\u202e" not in page.split("<title>")[1].split("</title>")[0]
