@@ -86,3 +86,21 @@ def test_readers_refuse_what_they_cannot_read(tmp_path, images):
         from_coco(tmp_path / "y.json", images, tmp_path / "out")
     with pytest.raises(InputError, match="gave no sample"):
         from_authors(tmp_path / "y.json", images, tmp_path / "out")
+
+
+def test_malformed_entries_are_skipped_and_listed_not_fatal(tmp_path, images):
+    ann = _coco(tmp_path, [{"id": 5, "image_id": 1, "category_id": 3, "bbox": "wide", "area": 10},
+                           {"id": 6, "image_id": 2, "category_id": 3, "bbox": [1, 2, 10, 10], "area": 5},
+                           "not an annotation"],
+                categories=[{"id": 3, "name": "dog"}])
+    path, skipped = from_coco(ann, images, tmp_path / "out")
+    assert [s.id for s in read_manifest(path).samples] == ["coco-2"]
+    reasons = dict(skipped)
+    assert "malformed entry" in reasons["coco-1"] and "not an object" in reasons["annotation"]
+    authors = tmp_path / "authors.json"
+    authors.write_text(json.dumps([{"image_path": "a.jpg", "target_generated_index": "three",
+                                    "generated_ids": [1, 2]},
+                                   {"image_path": "b.jpg", "generated_ids": [4, 5], "target_generated_index": 1}]))
+    path, skipped = from_authors(authors, images, tmp_path / "out2")
+    assert [s.tokens for s in read_manifest(path).samples] == [[1]]
+    assert skipped[0][0] == "entry 0" and "malformed entry" in skipped[0][1]
