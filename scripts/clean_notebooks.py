@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -30,10 +31,27 @@ def problems(nb: dict) -> list[str]:
         for out in cell.get("outputs", []):
             if "execution_count" in out and out["execution_count"] != expected:
                 found.append(f"cell {i} output has a stale execution count {out['execution_count']}")
+            for text in _texts(out):
+                for path in MACHINE_PATH.findall(text):
+                    found.append(f"cell {i} output shows a path of the machine that ran it: {path}")
             size = len(json.dumps(out))
             if size > MAX_OUTPUT_BYTES:
                 found.append(f"cell {i} has an output of {size} bytes")
     return found
+
+
+# Absolute paths of a machine (a POSIX home, temp or checkout folder, or a Windows drive) in text outputs.
+MACHINE_PATH = re.compile(r"(?<![\w.:/])(?:/(?:home|root|tmp|Users|work|mnt|var|opt|srv|private)/[^\s'\"<>]+"
+                          r"|\b[A-Za-z]:\\[^\s'\"<>]+)")
+
+
+def _texts(out: dict):
+    """The text an output shows (streams, text/plain, text/html, text/markdown), never image data."""
+    if "text" in out:
+        yield "".join(out["text"]) if isinstance(out["text"], list) else out["text"]
+    for mime, value in out.get("data", {}).items():
+        if mime.startswith("text/"):
+            yield "".join(value) if isinstance(value, list) else value
 
 
 def _code_cells(nb: dict):

@@ -31,3 +31,21 @@ def test_checker_flags_a_dirty_notebook(tmp_path):
     assert subprocess.run([sys.executable, script, "--check", path], capture_output=True).returncode == 1
     subprocess.run([sys.executable, script, path], check=True)
     assert subprocess.run([sys.executable, script, "--check", path], capture_output=True).returncode == 0
+
+
+def test_checker_flags_machine_paths_in_outputs_but_not_images():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from clean_notebooks import problems
+
+    def nb(output):
+        return {"cells": [{"cell_type": "code", "execution_count": 1, "metadata": {}, "source": "x",
+                           "outputs": [output]}], "metadata": {}}
+
+    shown = {"output_type": "execute_result", "execution_count": 1, "metadata": {},
+             "data": {"text/plain": "ModelSession('/home/ana/models/qwen', family='qwen-vl')"}}
+    assert any("/home/ana/models/qwen" in p for p in problems(nb(shown)))
+    printed = {"output_type": "stream", "name": "stdout", "text": ["saved to C:\\Users\\ana\\x.png\n"]}
+    assert problems(nb(printed))
+    fine = {"output_type": "display_data", "metadata": {},
+            "data": {"image/png": "iVBOR/home/x", "text/plain": "ModelSession('weights', family='llava')"}}
+    assert problems(nb(fine)) == []

@@ -148,7 +148,9 @@ class ModelSession:
         return self.adapter.family
 
     def __repr__(self) -> str:
-        return f"ModelSession({self.name!r}, family={self.family!r}, device={self.device}, dtype={self.model_dtype})"
+        # A local folder by its last part, as the Explorer's header names it: no machine paths in saved outputs.
+        return (f"ModelSession({self.display_name!r}, family={self.family!r}, device={self.device}, "
+                f"dtype={self.model_dtype})")
 
     @property
     def context_length(self) -> int | None:

@@ -577,7 +577,7 @@ class Explorer(W.VBox):
 
     # -- display --------------------------------------------------------------------------------
     def __repr__(self) -> str:
-        return (f"Explorer(model={self.session.name!r}, answer={self.generation.text!r}, "
+        return (f"Explorer(model={self.session.display_name!r}, answer={self.generation.text!r}, "
                 f"tokens={len(self.generation.tokens)}, selection={self.selection!r}, state={self.state!r})")
 
     def export_html(self, path) -> Path:
