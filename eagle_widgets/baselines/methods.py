@@ -40,6 +40,7 @@ class Baseline:
     """A named method with parameters; `explain` measures its time and peak memory."""
 
     name = ""
+    scale = ""  # what the map's values measure, named on its colour bar
     needs: tuple[str, ...] = ()  # "regions", "gradients", "hidden_states", "image_token_grid"
     defaults: dict = {}
 
@@ -85,6 +86,7 @@ class RandomOrder(Baseline):
     """Regions in a random order (seeded): the floor every method must beat."""
 
     name = "random"
+    scale = "random: a seeded random rank per region (no evidence at all)"
     needs = ("regions",)
     defaults = {"seed": 0}
 
@@ -98,6 +100,7 @@ class RegionOcclusion(Baseline):
     """Per region, the drop of the mean target probability when that region alone is blacked out."""
 
     name = "occlusion"
+    scale = "occlusion: the drop of p(selection) when the region alone is blacked out"
     needs = ("regions",)
     defaults = {}
 
@@ -129,6 +132,7 @@ class LlavaCAM(_TokenMethod):
     gradients of the summed target logits; `noise_copies` > 0 averages over noisy inputs (SmoothGrad)."""
 
     name = "llava_cam"
+    scale = "LLaVA-CAM: Grad-CAM of the image tokens' states in one decoder layer (mean per region)"
     needs = ("gradients", "hidden_states", "image_token_grid")
     defaults = {"layer": None, "noise_copies": 0, "noise_std": 0.1, "seed": 0}
 
@@ -191,6 +195,7 @@ class TokenActivationMap(_TokenMethod):
     least squares) is subtracted; each token grid is min-max normalised and rank-Gaussian filtered."""
 
     name = "tam"
+    scale = "TAM: the selection's activation on the image tokens, interference removed (mean per region)"
     needs = ("hidden_states", "image_token_grid")
     defaults = {"interference": True, "filter_size": 3}
 

@@ -5,7 +5,7 @@ in `eagle_widgets.storage`).
 """
 
 from . import validation
-from .attribution import IMAGE_INDEPENDENT, MAP_ENCODINGS, AnswerContext, Attribution, region_map
+from .attribution import IMAGE_INDEPENDENT, MAP_ENCODINGS, AnswerContext, Attribution, MethodMap, region_map
 from .bundle import bundle_bytes, load_attribution, save_attribution
 from .errors import BundleError, CacheError, EagleError, InputError, NewerBundleError, ScorerError
 from .faithfulness import pixel_bands, pixel_protocol, region_protocol, region_scores
@@ -26,7 +26,8 @@ from .scorer import EvidenceScorer, LogisticScorer, Scorer
 from .search import DEFAULT_PARAMS, MODES, ProgressUpdate, attribute, attribute_order
 
 __all__ = [
-    "AnswerContext", "Attribution", "BundleError", "CacheError", "Correction", "DEFAULT_PARAMS", "EagleError",
+    "AnswerContext", "Attribution", "MethodMap", "BundleError", "CacheError", "Correction", "DEFAULT_PARAMS",
+    "EagleError",
     "EvidenceScorer", "IMAGE_INDEPENDENT", "InputError", "LogisticScorer", "MAP_ENCODINGS", "MODES", "NewerBundleError",
     "ProgressUpdate", "RegionSet", "Scorer", "ScorerError", "region_map", "validation",
     "as_rgb_uint8", "attribute", "attribute_order", "auc", "bundle_bytes", "correction_summary", "deletion_auc",

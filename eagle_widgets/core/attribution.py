@@ -48,6 +48,37 @@ def region_map(order, scores, num_regions: int, encoding: str = "gain", scale: f
 
 
 @dataclass(frozen=True)
+class MethodMap:
+    """Another method's own map (a baseline's Grad-CAM, occlusion drop, token activation or random ranks), one
+    value per region in [0, 1], with the words that say what its scale is. A baseline's result keeps its region
+    order, curves and AUCs scored like EAGLE's; this is the map it draws."""
+
+    values: tuple[float, ...]
+    scale: str
+
+    @classmethod
+    def from_region_scores(cls, scores, scale: str) -> MethodMap:
+        """Min-max scaled region scores: 1 = the method's strongest region, 0 = its weakest."""
+        s = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=0.0)
+        span = float(s.max() - s.min()) if s.size else 0.0
+        values = (s - s.min()) / span if span > 0 else np.zeros_like(s)
+        return cls(tuple(float(v) for v in values), f"{scale}, scaled from its weakest region (0) to its "
+                                                    "strongest (1)")
+
+    def to_dict(self) -> dict:
+        return {"values": list(self.values), "scale": self.scale}
+
+    @classmethod
+    def from_dict(cls, d) -> MethodMap:
+        if not isinstance(d, dict) or not isinstance(d.get("values"), list) or not isinstance(d.get("scale"), str):
+            raise InputError("a method map needs 'values' (a list) and 'scale' (text)")
+        values = np.asarray(d["values"], dtype=np.float64)
+        if values.ndim != 1 or not np.isfinite(values).all() or values.min(initial=0) < 0 or values.max(initial=0) > 1:
+            raise InputError("a method map's values must be finite numbers in [0, 1]")
+        return cls(tuple(float(v) for v in values), d["scale"])
+
+
+@dataclass(frozen=True)
 class AnswerContext:
     """What an explanation answers, typed: the model, the question and its generated answer, the explained
     positions and the ids scored there (the generated ones, or e.g. the correct answer of a hallucination),
@@ -101,6 +132,7 @@ class Attribution:
     info: dict = field(default_factory=dict)  # JSON-able extras of the user's (imports keep their source here)
     image: np.ndarray | None = None  # HxWx3 uint8, when known
     context: AnswerContext | None = None  # what this explains (model, prompt, answer, targets ...), when known
+    method_map: MethodMap | None = None  # a baseline's own map (EAGLE's map is its gains: `region_map`)
     cache_key: str | None = None  # provenance: the disk-cache key this result is stored under (saved)
     from_cache: bool = False  # provenance: read back from a disk cache rather than computed now (not saved)
 
@@ -123,6 +155,8 @@ class Attribution:
             raise InputError(f"order must list distinct region labels in 0..{self.regions.n - 1}")
         if self.token_labels is not None and len(self.token_labels) != t:
             raise InputError(f"token_labels has {len(self.token_labels)} entries for {t} tokens")
+        if self.method_map is not None and len(self.method_map.values) != self.regions.n:
+            raise InputError(f"the method map has {len(self.method_map.values)} values for {self.regions.n} regions")
 
     # -- shape ----------------------------------------------------------------------------------
     @property
@@ -170,6 +204,13 @@ class Attribution:
         if len(self.order) == 0:
             return 0.0
         return float(max(np.ptp(self.insertion), np.ptp(self.deletion)))
+
+    def drawn_map(self, encoding: str = "gain", scale: float | None = None) -> np.ndarray:
+        """What a view draws per region: a baseline's own map (`method_map`), else EAGLE's gains in `encoding`
+        (`scale`: the gain that maps to 1, to share one scale between EAGLE maps)."""
+        if self.method_map is not None:
+            return np.asarray(self.method_map.values, dtype=np.float64)
+        return region_map(self.order, self.scores, self.num_regions, encoding, scale)
 
     def pixel_map(self, smooth: float = 0.0, encoding: str = "gain") -> np.ndarray:
         """The map at pixel level (float32 HxW) in `encoding`, optionally smoothed with a Gaussian of `smooth`

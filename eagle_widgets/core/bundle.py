@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .attribution import AnswerContext, Attribution
+from .attribution import AnswerContext, Attribution, MethodMap
 from .errors import BundleError, EagleError, NewerBundleError
 from .files import atomic_write
 from .regions import RegionSet
@@ -39,6 +39,7 @@ def bundle_bytes(result: Attribution) -> bytes:
         "context": result.context.to_dict() if result.context is not None else None,
         "cache_key": result.cache_key,
         "region_method": result.regions.method,
+        "method_map": result.method_map.to_dict() if result.method_map is not None else None,
     }
     labels = result.regions.labels
     arrays = {
@@ -129,6 +130,7 @@ def load_attribution(path) -> Attribution:
             timings=meta.get("timings", {}), complete=meta.get("complete", True),
             token_labels=meta.get("token_labels"), info=info, image=arrays.get("image"),
             context=_context(meta, version, info), cache_key=meta.get("cache_key") or info.get("cache_key"),
+            method_map=MethodMap.from_dict(meta["method_map"]) if meta.get("method_map") is not None else None,
         )
     except KeyError as err:
         raise BundleError(f"{path} lacks the field {err} in attribution.json") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +53,9 @@ def _colour_bar(fig, ax, encoding: str, result: Attribution, style: str = DEFAUL
     from matplotlib.colors import ListedColormap, Normalize
 
     label = {"gain": "gain share", "paper": "paper's normalisation"}[encoding]
-    if encoding == "gain" and len(result.order):
+    if result.method_map is not None:
+        label = textwrap.fill(f"{result.method_map.scale}", 48)
+    elif encoding == "gain" and len(result.order):
         label += f" (1 = top gain, {np.diff(result.scores).max():.3f} in F)"
     drawn = {"spotlight": "spotlight: brighter = matters more", "colour": "colour: more opaque = matters more"}
     bar = fig.colorbar(ScalarMappable(Normalize(0, 1), cmap=ListedColormap(colour_bar(style) / 255.0)), ax=ax,
@@ -63,7 +66,12 @@ def _colour_bar(fig, ax, encoding: str, result: Attribution, style: str = DEFAUL
 def draw_map(ax, result: Attribution, encoding: str = "gain", smooth: float = 1.5,
              style: str = DEFAULT_STYLE) -> None:
     """The map over the image on `ax`, as the widgets draw it (see `display.colours`)."""
-    ax.imshow(overlay_rgba(result.pixel_map(smooth=smooth, encoding=encoding), style))
+    pix = result.regions.values_to_pixels(result.drawn_map(encoding))
+    if smooth > 0:
+        from scipy.ndimage import gaussian_filter
+
+        pix = gaussian_filter(pix, sigma=smooth).astype(np.float32)
+    ax.imshow(overlay_rgba(pix, style))
 
 
 def explanation_figure(image, tokens, reliance, result: Attribution | None = None, selection=(), special=None,

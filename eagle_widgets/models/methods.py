@@ -11,13 +11,17 @@ from ..core.errors import InputError
 
 # name -> fn(session, request) -> HxW saliency map of the request's image
 SALIENCY_METHODS: dict[str, Callable] = {}
+# name -> what the method's own map measures (named on its colour bar)
+METHOD_SCALES: dict[str, str] = {}
 
 
-def register_method(name: str, fn: Callable) -> None:
-    """Offer `fn(session, request) -> HxW map` as the method `name` (in `session.methods()` and the Explorer)."""
+def register_method(name: str, fn: Callable, scale: str = "") -> None:
+    """Offer `fn(session, request) -> HxW map` as the method `name` (in `session.methods()` and the Explorer);
+    `scale` says what its map measures."""
     if not isinstance(name, str) or not name or name == "eagle":
         raise InputError(f"a method needs a name other than 'eagle', got {name!r}")
     SALIENCY_METHODS[name] = fn
+    METHOD_SCALES[name] = scale or f"{name}'s map"
 
 
 def saliency(name: str, session, request) -> np.ndarray:

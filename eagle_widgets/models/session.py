@@ -10,14 +10,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..core import AnswerContext, Attribution, RegionSet, attribute, region_protocol, validation
+from ..core import AnswerContext, Attribution, MethodMap, RegionSet, attribute, region_protocol, validation
 from ..core.errors import CacheError, EagleError, InputError, NotAVisionLanguageModel
+from ..core.faithfulness import region_scores
 from ..core.images import as_rgb_uint8
 from ..core.metrics import SENSITIVE_THRESHOLD
 from ..storage.cache import ResultCache, default_cache_dir, fingerprint
 from .adapters import Adapter, adapter_class_for
 from .composition import NotComposable
-from .methods import SALIENCY_METHODS, saliency
+from .methods import METHOD_SCALES, SALIENCY_METHODS, saliency
 from .scoring import BatchedPixelScorer, MaskedInputScorer, ModelHandle, PixelSpaceScorer, TeacherForcedSequence
 
 _session_ids = itertools.count(1)
@@ -437,8 +438,13 @@ class ModelSession:
         values = saliency(method, self, request)
         scorer = self.scorer(request, batch_size=batch_size)
         context = self._result_context(request, scorer, "fast")
-        return region_protocol(lambda _regions: scorer, request.regions, values, scorer.batch_size, mode=method,
-                               context=context)
+        result = region_protocol(lambda _regions: scorer, request.regions, values, scorer.batch_size, mode=method,
+                                 context=context)
+        # The map drawn is the method's own (mean value per region), not gains along its order, which mostly
+        # measure the regions rather than the method.
+        result.method_map = MethodMap.from_region_scores(region_scores(request.regions, values),
+                                                         METHOD_SCALES.get(method, method))
+        return result
 
     def reliance(self, generation: Generation) -> Reliance:
         """p_t(image) and p_t(black) for every generated token, from one batch of two forward passes."""

@@ -13,9 +13,22 @@ from .views import HeatmapView
 
 
 def shared_scale(*results: Attribution) -> float | None:
-    """The largest gain any region added in any of the results: 1 on the shared colour scale."""
-    tops = [float(np.diff(r.scores).max()) for r in results if len(r.order)]
+    """The largest gain any region added in any of the EAGLE results: 1 on their shared colour scale (a
+    baseline's own map keeps its own scale)."""
+    tops = [float(np.diff(r.scores).max()) for r in results if len(r.order) and r.method_map is None]
     return max(tops) if tops and max(tops) > 0 else None
+
+
+def compare_title(left: Attribution, right: Attribution, encoding: str) -> str:
+    """What the two colour scales of a comparison are, truthfully."""
+    own = [r for r in (left, right) if r.method_map is not None]
+    if not own and encoding == "gain":
+        return "<b>Compared</b> on one colour scale: 1 = the largest gain any region added in either map."
+    if not own:
+        return ("<b>Compared</b>, each map on its own scale (the paper's normalisation: rank 1 = 1 in each); "
+                "colours do not compare across the maps.")
+    return ("<b>Compared</b>, each map on its own scale: a baseline draws its own values, EAGLE its gains; "
+            "colours do not compare across the maps, the curves and AUCs below do.")
 
 
 def describe(result: Attribution) -> str:
@@ -37,7 +50,8 @@ class CompareView(W.VBox):
         self.layout.display = "none"  # shown once there is something to compare
 
     def show(self, left: Attribution, right: Attribution) -> None:
-        scale = shared_scale(left, right)
+        # One colour scale only where both maps are EAGLE gains; a baseline's own map has its own.
+        scale = shared_scale(left, right) if left.method_map is None and right.method_map is None else None
         for view, caption, result in ((self.left, self.left_caption, left), (self.right, self.right_caption, right)):
             if result.image is not None:
                 view.set_image(result.image)
@@ -45,8 +59,9 @@ class CompareView(W.VBox):
             caption.value = markup("<span class='eagle-status'><b>{what}</b><br>insertion AUC {ins} (higher is "
                                    "better) · deletion AUC {dele} (lower is better)</span>", what=describe(result),
                                    ins=f"{result.insertion_auc:.3f}", dele=f"{result.deletion_auc:.3f}")
-        self.title.value = ("<span class='eagle-status'><b>Compared</b> on one colour scale: 1 = the largest gain "
-                            "any region added in either map.</span>")
+        encodings = {self.left.encoding, self.right.encoding}
+        encoding = encodings.pop() if len(encodings) == 1 else "mixed"
+        self.title.value = f"<span class='eagle-status'>{compare_title(left, right, encoding)}</span>"
         self.results = (left, right)
         self.layout.display = ""
 

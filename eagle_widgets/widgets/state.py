@@ -20,6 +20,13 @@ def legend(encoding: str, result: Attribution | None = None, scores=None, scale:
     return f"{ENCODING_TITLES[encoding]}: {MAP_ENCODINGS[encoding]}{top}"
 
 
+def method_label(result: Attribution) -> str:
+    """The method and mode a result was computed with, as people name them."""
+    if result.method_map is not None:
+        return f"{result.mode} (its own map; curves scored like EAGLE's)"
+    return f"eagle, {result.mode}" if result.mode in ("exact", "efficient", "early_stop") else result.mode
+
+
 def selection_label(tokens) -> str:
     return ", ".join(repr(t) for t in tokens) if tokens else ""
 
@@ -36,20 +43,23 @@ def image_note(result: Attribution) -> str:
 
 def heatmap_state(result: Attribution, encoding: str = DEFAULT_ENCODING, scale: float | None = None) -> dict:
     """The heatmap's traits for `result` (labels travel separately: `label_bytes`); `scale` shares the gain
-    encoding's 1 between maps."""
+    encoding's 1 between EAGLE maps. A baseline draws its own map on its own scale, named in the legend."""
     partial = "" if result.complete else f" · partial: {len(result.order)}/{result.num_regions} regions (cancelled)"
+    own = result.method_map
     return {
-        "values": [float(v) for v in region_map(result.order, result.scores, result.num_regions, encoding, scale)],
+        "values": [float(v) for v in result.drawn_map(encoding, scale)],
         "gains": [float(g) for g in result.marginal_gains()],
         "order": list(result.order),
         "insertion": [float(v) for v in result.insertion],
         "areas": [float(a) for a in result.areas],
         "n_regions": result.num_regions,
         "encoding": encoding,
-        "legend": legend(encoding, result, scale=scale),
+        "legend": (f"{own.scale} (its own map; its curves rank regions by it, scored like EAGLE's)" if own
+                   else legend(encoding, result, scale=scale)),
         "note": image_note(result),
-        "caption": f"{selection_label(result.token_labels) or f'{result.num_tokens} tokens'} · {result.mode} · "
-                   f"{result.num_regions} regions{partial}",
+        "caption": f"{selection_label(result.token_labels) or f'{result.num_tokens} tokens'} · "
+                   f"{method_label(result)} · {result.num_regions} regions · λ {result.lambda1:g}/{result.lambda2:g}"
+                   f"{partial}",
         "phase": "done" if result.complete else "partial",
     }
 

@@ -39,7 +39,8 @@ def test_upload_ask_explain_and_download(lab, browser, demo_session, tmp_path):
         f"sys.path.insert(0, {str(BROWSER_TESTS)!r})\n"
         "from pixels import expectations\n"
         "view = ex.comparison.right\n"
-        "print('EXPECT', json.dumps(expectations(ex.comparison.results[1].regions.labels, view.values, view.style)))",
+        "own = list(ex.comparison.results[1].method_map.values)  # the baseline's own map, not a view's state\n"
+        "print('EXPECT', json.dumps(expectations(ex.comparison.results[1].regions.labels, own, view.style)))",
     ])))
     page = browser.new_page(viewport={"width": 1300, "height": 1100}, accept_downloads=True)
     errors = []
@@ -112,7 +113,7 @@ def test_upload_ask_explain_and_download(lab, browser, demo_session, tmp_path):
     page.locator("button:has-text('Run')").click()  # EAGLE's result again, from the Explorer's results
     page.wait_for_selector(".eagle-status:has-text('Shown again')", timeout=60_000)
 
-    # Compare with a baseline: both maps drawn, the right one with the pixels its values give on the shared scale.
+    # Compare with a baseline: both maps drawn, the right one with the pixels of occlusion's own values.
     page.locator(".widget-dropdown:has(label:text-is('compare with')) select").select_option("occlusion")
     page.locator("button:has-text('Compare')").click()
     page.wait_for_selector(".eagle-compare-right:has-text('occlusion')", timeout=90_000)
@@ -121,7 +122,9 @@ def test_upload_ask_explain_and_download(lab, browser, demo_session, tmp_path):
     out = page.wait_for_selector(".jp-OutputArea-output:has-text('EXPECT')", timeout=60_000).inner_text()
     points = json.loads(out.split("EXPECT", 1)[1].strip())
     assert len(points) >= 4 and not mismatches(page, ".eagle-compare-right .eagle-overlay", points)
-    assert "one scale for the maps compared" in page.locator(".eagle-compare-left").inner_text()
+    assert "the most any region added" in page.locator(".eagle-compare-left").inner_text()
+    assert "its own map" in page.locator(".eagle-compare-right").inner_text()
+    assert "each map on its own scale" in page.locator(".eagle-compare").inner_text()
 
     # The page opens offline: no network, and the strip is drawn.
     offline = browser.new_page()

@@ -112,7 +112,7 @@ def test_a_baseline_from_the_method_menu_is_drawn_and_scored_like_eagle(explorer
         demo_session.explain_method(explorer.generation, [1], 9, method="gradcam")
 
 
-def test_compare_methods_and_selections_on_one_scale(explorer):
+def test_compare_draws_each_map_on_an_honest_scale(explorer):
     explorer.select([1]).wait(60)
     eagle = explorer.result
     explorer.compare_control.value = "occlusion"
@@ -120,16 +120,25 @@ def test_compare_methods_and_selections_on_one_scale(explorer):
     explorer.wait(60)
     left, right = explorer.comparison.results
     assert left is eagle and right.mode == "occlusion" and explorer.state == "done"
-    scale = max(float(np.diff(r.scores).max()) for r in (left, right))
-    for view, result in ((explorer.comparison.left, left), (explorer.comparison.right, right)):
+    # EAGLE draws its gains (its own largest = 1), occlusion its own drops; the title says they do not compare.
+    gains = np.clip(np.diff(left.scores) / np.diff(left.scores).max(), 0, 1)
+    assert explorer.comparison.left.values == pytest.approx([float(gains[list(left.order).index(i)])
+                                                             for i in range(left.num_regions)])
+    assert explorer.comparison.right.values == pytest.approx(list(right.method_map.values))
+    assert "occlusion: the drop of p" in explorer.comparison.right.legend
+    assert "each map on its own scale" in explorer.comparison.title.value
+    assert "insertion AUC" in explorer.comparison.right_caption.value
+    # Two EAGLE maps share one scale: 1 = the largest gain in either.
+    explorer.compare({"selection": [1]}, {"selection": [2], "method": "eagle"}).wait(60)
+    one, two = explorer.comparison.results
+    assert [one.context.targets, two.context.targets] == [(1,), (2,)]
+    scale = max(float(np.diff(r.scores).max()) for r in (one, two))
+    for view, result in ((explorer.comparison.left, one), (explorer.comparison.right, two)):
         gains = np.clip(np.diff(result.scores) / scale, 0, 1)
         assert view.values == pytest.approx([float(gains[list(result.order).index(i)]) for i in
                                              range(result.num_regions)])
         assert "one scale for the maps compared" in view.legend
-    assert max(max(explorer.comparison.left.values), max(explorer.comparison.right.values)) == pytest.approx(1.0)
-    assert "insertion AUC" in explorer.comparison.right_caption.value
-    explorer.compare({"selection": [1]}, {"selection": [2], "method": "eagle"}).wait(60)
-    assert [r.context.targets for r in explorer.comparison.results] == [(1,), (2,)]
+    assert "on one colour scale" in explorer.comparison.title.value
     with pytest.raises(InputError, match="unknown method"):
         explorer.compare(None, {"method": "gradcam"})
     with pytest.raises(InputError, match="takes selection and method"):
