@@ -24,8 +24,11 @@ def compare_title(left: Attribution, right: Attribution, encoding: str) -> str:
     own = [r for r in (left, right) if r.method_map is not None]
     if not own and encoding == "gain":
         return "<b>Compared</b> on one colour scale: 1 = the largest gain any region added in either map."
-    if not own:
+    if not own and encoding == "paper":
         return ("<b>Compared</b>, each map on its own scale (the paper's normalisation: rank 1 = 1 in each); "
+                "colours do not compare across the maps.")
+    if not own:
+        return ("<b>Compared</b>, each map on its own scale (one in gain share, one in the paper's normalisation); "
                 "colours do not compare across the maps.")
     return ("<b>Compared</b>, each map on its own scale: a baseline draws its own values, EAGLE its gains; "
             "colours do not compare across the maps, the curves and AUCs below do.")
@@ -47,6 +50,9 @@ class CompareView(W.VBox):
         right_box.add_class("eagle-compare-right")
         super().__init__([self.title, W.HBox([left_box, right_box], layout=W.Layout(flex_flow="row wrap"))])
         self.add_class("eagle-compare")
+        self.stale = ""
+        for view in (self.left, self.right):
+            view.observe(self._on_encoding, names="encoding")
         self.layout.display = "none"  # shown once there is something to compare
 
     def show(self, left: Attribution, right: Attribution) -> None:
@@ -59,12 +65,45 @@ class CompareView(W.VBox):
             caption.value = markup("<span class='eagle-status'><b>{what}</b><br>insertion AUC {ins} (higher is "
                                    "better) · deletion AUC {dele} (lower is better)</span>", what=describe(result),
                                    ins=f"{result.insertion_auc:.3f}", dele=f"{result.deletion_auc:.3f}")
-        encodings = {self.left.encoding, self.right.encoding}
-        encoding = encodings.pop() if len(encodings) == 1 else "mixed"
-        self.title.value = f"<span class='eagle-status'>{compare_title(left, right, encoding)}</span>"
         self.results = (left, right)
+        self.stale = ""
+        self.title.value = f"<span class='eagle-status'>{self._title()}</span>"
         self.layout.display = ""
+
+    def _title(self) -> str:
+        left, right = self.results
+        encodings = {self.left.encoding, self.right.encoding}
+        return compare_title(left, right, encodings.pop() if len(encodings) == 1 else "mixed")
+
+    def _on_encoding(self, _change) -> None:
+        """A side switched between gain share and the paper's normalisation: redraw both, retitle truthfully."""
+        if self.results is None:
+            return
+        left, right = self.results
+        shared = left.method_map is None and right.method_map is None and self.left.encoding == self.right.encoding
+        scale = shared_scale(left, right) if shared else None
+        self.left.show(left, scale)
+        self.right.show(right, scale)
+        self.title.value = f"<span class='eagle-status'>{self._title()}</span>"
+        self.stale = ""
+
+    def mark_stale(self, why: str) -> None:
+        """Keep the comparison on screen but say it no longer matches the Explorer's selection or controls."""
+        if self.results is None:
+            return
+        self.stale = why
+        for view in (self.left, self.right):
+            view.mark_stale(why)
+        self.title.value = markup("<span class='eagle-status eagle-error'>Out of date: {why}. Compare again to "
+                                  "update.</span>", why=why)
+
+    def mark_current(self) -> None:
+        """Back to what was compared: the comparison holds again."""
+        if self.results is None or not self.stale:
+            return
+        self._on_encoding(None)
 
     def clear(self) -> None:
         self.results = None
+        self.stale = ""
         self.layout.display = "none"

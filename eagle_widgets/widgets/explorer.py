@@ -415,6 +415,7 @@ class Explorer(W.VBox):
             self._fail(failure_message(err))
             return
         self.comparison.show(*results)
+        self._compared = (tuple(self.selection), tuple(sorted(self.params().items())))
         self.state = "done"
         self._set_status("Compared: " + " vs ".join(
             f"{self._labels(list(r.context.targets))} ({r.mode}) insertion AUC {r.insertion_auc:.3f}, deletion AUC "
@@ -442,7 +443,30 @@ class Explorer(W.VBox):
             worker.join(timeout)
         return self.result
 
+    def _check_comparison(self) -> None:
+        """The comparison follows the selection and controls it was made with, or is marked out of date."""
+        compared = getattr(self, "_compared", None)
+        if compared is None or self.comparison.results is None:
+            return
+        selection, params = compared
+        now = (tuple(self.selection), tuple(sorted(self.params().items())))
+        if now == compared:
+            self.comparison.mark_current()
+            return
+        why = []
+        if now[0] != selection:
+            why.append(f"the selection is now {self._labels(list(now[0])) or 'empty'}")
+        changed = [f"{k} {v!r} → {dict(now[1]).get(k)!r}" for k, v in params if dict(now[1]).get(k) != v
+                   and k != "method"]
+        if changed:
+            why.append("the settings changed (" + ", ".join(changed) + ")")
+        if why:
+            self.comparison.mark_stale("; ".join(why))
+        else:
+            self.comparison.mark_current()
+
     def _on_selection(self, change) -> None:
+        self._check_comparison()
         if change["new"]:
             if self.auto_run:
                 self.run()
@@ -495,6 +519,7 @@ class Explorer(W.VBox):
 
     def _on_params(self, _change) -> None:
         """A shown map computed with other settings than the controls now hold is marked out of date."""
+        self._check_comparison()
         if self._shown_key is None or self.state not in ("done", "cancelled"):
             return
         shown, now = dict(self._shown_key[1]), self.params()
@@ -504,6 +529,7 @@ class Explorer(W.VBox):
         if changed:
             self.heatmap.mark_stale("the map was computed with other settings (" + ", ".join(changed) + ")")
             self.curves.partial = "out of date"
+            self.progress.bar_style = "warning"
             self._set_status("Out of date: the settings changed since this map was computed. Press Run.")
         elif self.heatmap.phase == "stale":  # back to the settings it was computed with
             self._show(self.result, summary(self.result), self._shown_key)

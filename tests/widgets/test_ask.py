@@ -1,7 +1,9 @@
 """Asking in the widget: a new image or question refreshes the views; earlier questions stay reachable."""
 
 import datetime
+import html
 import io
+import re
 
 import numpy as np
 import pytest
@@ -234,3 +236,31 @@ def test_direction_controls_in_a_prompt_cannot_reorder_the_header(explorer, tmp_
     page = explorer.export_html(tmp_path / "e.html").read_text()
     assert "<bdi>describe \u202ethe image .</bdi>" in page
     assert "\u202e" not in page.split("<title>")[1].split("</title>")[0]
+
+
+def shown(html_text: str) -> str:
+    """What a person reads in an HTML widget: tags dropped, entities decoded."""
+    return html.unescape(re.sub(r"<[^>]+>", "", html_text))
+
+
+def test_the_comparison_follows_the_selection_or_says_it_is_out_of_date(explorer):
+    explorer.select([1]).wait(60)
+    explorer.compare(None, {"method": "occlusion"}).wait(60)
+    assert "Out of date" not in shown(explorer.comparison.title.value)
+    explorer.select([2]).wait(60)
+    assert "Out of date: the selection is now" in shown(explorer.comparison.title.value)
+    assert explorer.comparison.left.phase == "stale" and explorer.comparison.right.phase == "stale"
+    explorer.select([1]).wait(60)  # back to what was compared
+    assert "Out of date" not in shown(explorer.comparison.title.value)
+    explorer.mode_control.value = "exact"
+    assert "the settings changed (mode 'efficient' → 'exact')" in shown(explorer.comparison.title.value)
+    assert explorer.progress.bar_style == "warning"
+
+
+def test_one_side_in_another_encoding_retitles_the_comparison(explorer):
+    explorer.select([1]).wait(60)
+    explorer.compare({"selection": [1]}, {"selection": [2]}).wait(60)
+    assert "on one colour scale" in shown(explorer.comparison.title.value)
+    explorer.comparison.right.encoding = "paper"
+    assert "one in gain share, one in the paper's normalisation" in shown(explorer.comparison.title.value)
+    assert "one scale for the maps compared" not in explorer.comparison.left.legend
