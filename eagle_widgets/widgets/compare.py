@@ -48,7 +48,9 @@ class CompareView(W.VBox):
         left_box, right_box = W.VBox([self.left, self.left_caption]), W.VBox([self.right, self.right_caption])
         left_box.add_class("eagle-compare-left")
         right_box.add_class("eagle-compare-right")
-        super().__init__([self.title, W.HBox([left_box, right_box], layout=W.Layout(flex_flow="row wrap"))])
+        row = W.HBox([left_box, right_box])
+        row.add_class("eagle-compare-row")
+        super().__init__([self.title, row])
         self.add_class("eagle-compare")
         self.stale = ""
         for view in (self.left, self.right):

@@ -397,8 +397,18 @@ function renderDownloads({ model, el: root }) {
 const VIEWS = { strip: renderStrip, heatmap: renderHeatmap, modality: renderModality, curves: renderCurves,
   downloads: renderDownloads };
 
+// Keys pressed in a view belong to its controls (the step slider, the menus, the token chips): JupyterLab and
+// Notebook 7 would otherwise also take them as notebook commands (an arrow key leaves the cell, collapses it).
+function keepKeys(el) {
+  const stop = (ev) => ev.stopPropagation();
+  el.addEventListener("keydown", stop);
+  el.addEventListener("keyup", stop);
+  el.addEventListener("keypress", stop);
+}
+
 export default {
   render(ctx) {
+    keepKeys(ctx.el);
     const view = VIEWS[ctx.model.get("_view")];
     if (view) return view(ctx);
     ctx.el.textContent = `eagle-widgets: unknown view ${ctx.model.get("_view")}`;
