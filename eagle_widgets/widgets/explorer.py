@@ -43,6 +43,11 @@ class Question:
     generation: object
     reliance: object
     explanations: dict = field(default_factory=dict)  # (selection, settings) -> Attribution
+    selection: tuple = ()  # what was selected when the question was left
+
+    def results(self) -> list[tuple[tuple[int, ...], Attribution]]:
+        """(selection, result) of every explanation of this question, in the order they were computed."""
+        return [(tuple(selection), result) for (selection, _settings), result in self.explanations.items()]
 
 
 class Explorer(W.VBox):
@@ -189,7 +194,7 @@ class Explorer(W.VBox):
         reliance = self.session.reliance(generation)
         self._stop_worker()
         with self._lock:
-            self.history.append(Question(self.generation, self.reliance, dict(self._cache)))
+            self.history.append(Question(self.generation, self.reliance, dict(self._cache), tuple(self.selection)))
         self._switch_to(Question(generation, reliance, {}))
         return self
 
@@ -201,7 +206,7 @@ class Explorer(W.VBox):
         self._stop_worker()
         with self._lock:
             earlier = self.history.pop(index)
-            self.history.append(Question(self.generation, self.reliance, dict(self._cache)))
+            self.history.append(Question(self.generation, self.reliance, dict(self._cache), tuple(self.selection)))
         self._switch_to(earlier)
         return self
 
@@ -426,6 +431,17 @@ class Explorer(W.VBox):
             self.compare(None, {"method": self.compare_control.value})
         except EagleError as err:
             self._set_status(f"Error: {err}", error=True)
+
+    def questions(self) -> list[Question]:
+        """Every question of this Explorer: the history, then the current one with its explanations so far (a
+        cancelled partial result of the shown selection included)."""
+        with self._lock:
+            current = dict(self._cache)
+            history = list(self.history)
+        if self.result is not None and self.result.order and self._shown_key is not None \
+                and self._shown_key not in current:
+            current[self._shown_key] = self.result
+        return [*history, Question(self.generation, self.reliance, current, tuple(self.selection))]
 
     def explanations(self) -> dict[tuple[int, ...], Attribution]:
         """Every explanation computed so far by selection (the latest settings win), with a cancelled partial

@@ -8,6 +8,7 @@ token (or a range with shift) switches to the precomputed explanation of that se
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 from pathlib import Path
@@ -15,9 +16,11 @@ from pathlib import Path
 from ..core.attribution import MAP_ENCODINGS
 from ..core.errors import EagleError, InputError
 from ..core.files import atomic_write
+from ..core.images import as_rgb_uint8
 from ..display.colours import DEFAULT_STYLE, OVERLAY_OPACITY, drawing
 from .markup import plain, text
-from .state import EMPTY_CURVES, EMPTY_HEATMAP, curves_state, heatmap_state, summary
+from .state import EMPTY_CURVES, EMPTY_HEATMAP, curves_state, heatmap_state, method_label, summary
+from .views import png_bytes
 
 _STATIC = Path(__file__).resolve().parent / "static"
 
@@ -33,10 +36,12 @@ body { font-family: system-ui, sans-serif; margin: 16px; color: #222; }
 __CSS__
 </style></head>
 <body>
-<div class="eagle-export-header"><b>Q:</b> __PROMPT__ &nbsp; <b>A:</b> __ANSWER__
+<div class="eagle-export-header"><label id="question-menu">question <select id="question"></select></label>
+<b>Q:</b> <bdi id="prompt">__PROMPT__</bdi> &nbsp; <b>A:</b> <bdi id="answer">__ANSWER__</bdi>
 <span style="color:#777">(__MODEL__)</span></div>
 <div id="strip"></div>
-<div class="eagle-export-status" id="status"></div>
+<div class="eagle-export-status"><label id="result-menu">result <select id="result"></select></label>
+<span id="status"></span></div>
 <div class="eagle-export-row"><div id="heatmap"></div><div><div id="curves"></div><div id="modality"></div></div></div>
 <script type="application/json" id="eagle-data">__DATA__</script>
 <script type="text/plain" id="eagle-esm">__ESM__</script>
@@ -59,50 +64,99 @@ function model(state) {
       state[k] = v;
       (handlers["change:" + k] || []).forEach((f) => f());
     },
+    update(values) {  // several traits at once, as hold_sync does: views redraw on a consistent state
+      const changed = Object.keys(values).filter((k) => state[k] !== values[k] || typeof values[k] === "object");
+      Object.assign(state, values);
+      changed.forEach((k) => (handlers["change:" + k] || []).forEach((f) => f()));
+    },
     save_changes() {},
     on(ev, f) { (handlers[ev] = handlers[ev] || []).push(f); },
     off(ev, f) { handlers[ev] = (handlers[ev] || []).filter((g) => g !== f); },
   };
 }
-const strip = model({ _view: "strip", ...data.strip });
-const modality = model({ _view: "modality", ...data.modality });
-const heatmap = model({ _view: "heatmap", image_png: bytes(data.image_png), width: data.width, height: data.height,
-  labels: new DataView(new ArrayBuffer(0)), opacity: data.opacity, show_borders: false, encoding: data.encoding,
-  style: data.style, drawing: data.drawing, ...data.empty_heatmap });
-const curves = model({ _view: "curves", ...data.empty_curves, step: 0 });
+const first = data.questions[data.current];
+const strip = model({ _view: "strip", ...first.strip, hover: -1 });
+const modality = model({ _view: "modality", ...first.modality });
+const heatmap = model({ _view: "heatmap", image_png: bytes(first.image_png), width: first.width,
+  height: first.height, labels: new DataView(new ArrayBuffer(0)), opacity: data.opacity,
+  show_borders: data.show_borders, encoding: data.encoding, style: data.style, drawing: data.drawing,
+  hover_region: -1, ...data.empty_heatmap });
+const curves = model({ _view: "curves", ...data.empty_curves, step: 0, hover_step: -1, highlight: -1 });
 for (const [id, m] of [["strip", strip], ["modality", modality], ["heatmap", heatmap], ["curves", curves]])
   views.render({ model: m, el: document.getElementById(id) });
 const status = document.getElementById("status");
-const known = data.explanations.map((e) => e.selection.join(","));
-let shown = null;
+const questionMenu = document.getElementById("question"), resultMenu = document.getElementById("result");
+data.questions.forEach((q, i) => questionMenu.append(Object.assign(document.createElement("option"),
+  { value: String(i), textContent: `${i + 1}: ${q.prompt} → ${q.answer}` })));
+questionMenu.value = String(data.current);
+document.getElementById("question-menu").style.display = data.questions.length > 1 ? "" : "none";
+let question = first, shown = null, stepBeforeHover = null;
+function results() {
+  const sel = strip.get("selection").join(",");
+  return question.explanations.filter((e) => e.selection.join(",") === sel);
+}
 function show() {
   const sel = strip.get("selection");
   if (modality.get("selection").join(",") !== sel.join(",")) modality.set("selection", sel);
-  const hit = data.explanations.find((e) => e.selection.join(",") === sel.join(","));
+  const hits = results();
+  const choice = hits.find((e) => String(e.index) === resultMenu.value);
+  resultMenu.replaceChildren(...hits.map((e) => Object.assign(document.createElement("option"),
+    { value: String(e.index), textContent: e.name })));
+  document.getElementById("result-menu").style.display = hits.length > 1 ? "" : "none";
+  const hit = choice || hits[hits.length - 1];
   if (!hit) {
     shown = null;
-    for (const [k, v] of Object.entries(data.empty_heatmap)) heatmap.set(k, v);
-    for (const [k, v] of Object.entries(data.empty_curves)) curves.set(k, v);
+    heatmap.update(data.empty_heatmap);
+    curves.update(data.empty_curves);
     status.textContent = sel.length ? "No explanation of this selection was computed before the export. " +
-      "Explained selections: " + data.explanations.map((e) => "[" + e.labels.join(" ") + "]").join(", ")
+      "Explained selections: " + question.explanations.map((e) => "[" + e.labels.join(" ") + "]").join(", ")
       : "Click a token (shift-click a range) to see where the model looked.";
     return;
   }
+  resultMenu.value = String(hit.index);
   if (shown !== hit) heatmap.set("step", 0);
   shown = hit;
-  heatmap.set("labels", bytes(hit.label_bytes));
-  for (const [k, v] of Object.entries(hit.heatmap[heatmap.get("encoding")])) heatmap.set(k, v);
-  for (const [k, v] of Object.entries(hit.curves)) curves.set(k, v);
-  status.textContent = hit.summary;
+  heatmap.update({ labels: bytes(hit.label_bytes), ...hit.heatmap[heatmap.get("encoding")] });
+  curves.update(hit.curves);
+  status.textContent = `${hit.name}: ${hit.summary}`;
 }
+function switchQuestion(i) {
+  question = data.questions[i];
+  document.getElementById("prompt").textContent = question.prompt;
+  document.getElementById("answer").textContent = question.answer;
+  strip.update(question.strip);
+  modality.update(question.modality);
+  heatmap.update({ width: question.width, height: question.height, image_png: bytes(question.image_png) });
+  shown = null;
+  show();
+}
+questionMenu.addEventListener("change", () => switchQuestion(Number(questionMenu.value)));
+resultMenu.addEventListener("change", show);
 strip.on("change:selection", show);
 heatmap.on("change:encoding", show);
-heatmap.on("change:step", () => curves.set("step", heatmap.get("step")));
-modality.on("change:selection", () => {
-  if (modality.get("selection").join(",") !== strip.get("selection").join(","))
-    strip.set("selection", modality.get("selection"));
+// Linked hover, offline as in the live widget: a curve step reveals that step in the map, a region marks the
+// step that inserted it, a token of the selection draws its own curve in bold.
+curves.on("change:hover_step", () => {
+  if (!shown) return;
+  const k = curves.get("hover_step");
+  if (k >= 0) {
+    if (stepBeforeHover === null) stepBeforeHover = heatmap.get("step");
+    heatmap.set("step", Math.min(k, heatmap.get("order").length));
+  } else if (stepBeforeHover !== null) {
+    heatmap.set("step", stepBeforeHover);
+    stepBeforeHover = null;
+  }
 });
-document.body.dataset.explanations = String(known.length);
+heatmap.on("change:step", () => curves.set("step", heatmap.get("step")));
+heatmap.on("change:hover_region", () => {
+  const r = heatmap.get("hover_region"), order = heatmap.get("order");
+  curves.set("step", shown && r >= 0 && order.includes(r) ? order.indexOf(r) + 1 : heatmap.get("step"));
+});
+strip.on("change:hover", () => {
+  const i = shown ? shown.selection.indexOf(strip.get("hover")) : -1;
+  curves.set("highlight", i);
+});
+document.body.dataset.explanations = String(data.questions.reduce((n, q) => n + q.explanations.length, 0));
 show();
 document.body.dataset.ready = "1";
 </script>
@@ -121,39 +175,57 @@ def _script_text(text: str) -> str:
 
 
 def explorer_page(explorer) -> str:
-    """The HTML of `explorer` with every complete explanation computed so far (and a cancelled partial one)."""
-    gen = explorer.generation
-    explanations = [_explanation(gen, list(selection), result)
-                    for selection, result in explorer.explanations().items()]
+    """The HTML of `explorer`: every question of its history (the current one shown first) with every result
+    computed for it, each named by its method, mode, regions and λ."""
+    questions, current = [], 0
+    for question in explorer.questions():
+        if question.generation is explorer.generation:
+            current = len(questions)
+        questions.append(_question(explorer, question))
     data = {
-        "strip": {"tokens": list(gen.tokens), "reliance": list(explorer.strip.reliance),
-                  "special": list(gen.special), "selection": list(explorer.selection)},
-        "modality": {"tokens": list(explorer.chart.tokens), "reliance": list(explorer.chart.reliance),
-                     "p_full": list(explorer.chart.p_full), "p_black": list(explorer.chart.p_black),
-                     "special": list(explorer.chart.special), "selection": list(explorer.selection)},
-        "image_png": base64.b64encode(explorer.heatmap.image_png).decode(),
-        "width": explorer.heatmap.width, "height": explorer.heatmap.height,
+        "questions": questions, "current": current,
         "encoding": explorer.heatmap.encoding, "opacity": OVERLAY_OPACITY, "drawing": drawing(),
         "style": explorer.heatmap.style if explorer.heatmap.style else DEFAULT_STYLE,
+        "show_borders": bool(explorer.heatmap.show_borders),
         "empty_heatmap": EMPTY_HEATMAP, "empty_curves": EMPTY_CURVES,
-        "explanations": explanations,
     }
+    gen = explorer.generation
     model = explorer.session.display_name
-    values = {"__TITLE__": plain(f"{gen.prompt} → {gen.text}"), "__PROMPT__": text(gen.prompt),
-              "__ANSWER__": text(gen.text), "__MODEL__": text(model),
+    # Outside text: escaped, and the prompt and answer sit in <bdi> elements of the template (markup's rule).
+    values = {"__TITLE__": plain(f"{gen.prompt} → {gen.text}"), "__PROMPT__": html.escape(gen.prompt),
+              "__ANSWER__": html.escape(gen.text), "__MODEL__": text(model),
               "__CSS__": (_STATIC / "views.css").read_text(), "__DATA__": _script_json(data),
               "__ESM__": _script_text((_STATIC / "views.js").read_text())}
     # One pass over the template: text put in is never searched for placeholders again.
     return re.sub("|".join(values), lambda m: values[m.group(0)], _PAGE)
 
 
-def _explanation(gen, selection: list[int], result) -> dict:
+def _question(explorer, question) -> dict:
+    gen, reliance = question.generation, question.reliance
+    image = as_rgb_uint8(gen.image)
+    explanations = [_explanation(gen, list(selection), result, index)
+                    for index, (selection, result) in enumerate(question.results())]
+    return {
+        "prompt": gen.prompt, "answer": gen.text,
+        "strip": {"tokens": list(gen.tokens), "reliance": [float(v) for v in reliance.evidence],
+                  "special": list(gen.special), "selection": list(question.selection)},
+        "modality": {"tokens": list(gen.tokens), "reliance": [float(v) for v in reliance.evidence],
+                     "p_full": [float(v) for v in reliance.p_full], "p_black": [float(v) for v in reliance.p_black],
+                     "special": list(gen.special), "selection": list(question.selection)},
+        "image_png": base64.b64encode(png_bytes(image)).decode(), "width": int(image.shape[1]),
+        "height": int(image.shape[0]), "explanations": explanations,
+    }
+
+
+def _explanation(gen, selection: list[int], result, index: int) -> dict:
     labels = result.regions.labels
     if labels.max() >= 65536:
         raise InputError("the HTML export draws at most 65536 regions")
     return {
+        "index": index,
         "selection": selection,
         "labels": [gen.tokens[i] for i in selection],
+        "name": f"{method_label(result)} · {result.num_regions} regions · λ {result.lambda1:g}/{result.lambda2:g}",
         "label_bytes": base64.b64encode(labels.astype("<u2").tobytes()).decode(),
         "heatmap": {encoding: {**heatmap_state(result, encoding), "step": 0} for encoding in MAP_ENCODINGS},
         "curves": curves_state(result),

@@ -1,6 +1,8 @@
 """The exported HTML page in headless Chromium: opened from disk, no kernel, no network. The test reads what
 the page drew (canvas pixels, status and legend text) and compares it with the Python results."""
 
+import time
+
 from eagle_widgets import Explorer
 from eagle_widgets.demo import CAPTION_PROMPT, make_scene
 from eagle_widgets.widgets.state import heatmap_state
@@ -96,5 +98,54 @@ def test_exported_page_keeps_injected_text_inert(tmp_path, browser, demo_session
     page.wait_for_selector("body[data-ready='1']", timeout=15000)
     assert page.locator("body").get_attribute("data-pwned") is None
     assert "__DATA__" in page.locator(".eagle-export-header").text_content()
+    page.close()
+    assert not errors, errors
+
+
+def wait_until(page, expression: str, timeout: float = 15.0) -> None:
+    """Poll from Python: the page's CSP forbids the eval that wait_for_function uses inside the page."""
+    deadline = time.time() + timeout
+    while not page.evaluate(expression):
+        assert time.time() < deadline, f"timed out waiting for {expression}"
+        time.sleep(0.05)
+
+
+def test_exported_page_holds_the_history_every_result_and_hover(tmp_path, browser, demo_session):
+    ex = Explorer(demo_session, SCENE.image, CAPTION_PROMPT, mode="efficient", regions=16)
+    words = [t.strip() for t in ex.generation.tokens]
+    colour = words.index(SCENE.objects[0].colour)
+    ex.select(colour).wait(60)
+    eagle = ex.result
+    ex.method_control.value = "occlusion"
+    ex.run()
+    ex.wait(60)
+    occlusion = ex.result
+    ex.ask(prompt="is there a star ?")
+    ex.heatmap.show_borders = True
+    path = ex.export_html(tmp_path / "history.html")
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(path.as_uri())
+    page.wait_for_selector("body[data-ready='1']", timeout=15000)
+    assert page.locator("#prompt").text_content() == "is there a star ?"
+    assert page.locator("#heatmap input[type=checkbox]").is_checked()  # the borders setting travelled
+    page.select_option("#question", "0")  # the earlier question, with both of its results
+    assert page.locator("#prompt").text_content() == CAPTION_PROMPT
+    page.locator("#strip .eagle-chip").nth(colour).click()
+    wait_until(page, "document.getElementById('heatmap').dataset.drawn === '1'")
+    options = page.locator("#result option").all_inner_texts()
+    assert len(options) == 2 and options[0].startswith("eagle, efficient") and options[1].startswith("occlusion")
+    assert_draws(page, occlusion, "gain")  # the latest result first: occlusion's own map
+    assert "occlusion: the drop of p" in page.locator("#heatmap .eagle-legend-title").text_content()
+    page.select_option("#result", page.locator("#result option").nth(0).get_attribute("value"))
+    wait_until(page, "document.querySelector('#heatmap .eagle-legend-title').textContent.includes('gain share')")
+    assert_draws(page, eagle, "gain")
+    # Hover works offline: the curves reveal a step in the map, as in the live widget.
+    box = page.locator("#curves svg").first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5, steps=5)
+    wait_until(page, "Number(document.querySelector('#heatmap input.eagle-step').value) > 0")
+    page.mouse.move(0, 0)
+    wait_until(page, "Number(document.querySelector('#heatmap input.eagle-step').value) === 0")
     page.close()
     assert not errors, errors

@@ -234,7 +234,7 @@ def test_direction_controls_in_a_prompt_cannot_reorder_the_header(explorer, tmp_
     explorer.ask(prompt="describe \u202ethe image .")
     assert "<bdi>describe \u202ethe image .</bdi>" in explorer.header.value
     page = explorer.export_html(tmp_path / "e.html").read_text()
-    assert "<bdi>describe \u202ethe image .</bdi>" in page
+    assert '<bdi id="prompt">describe \u202ethe image .</bdi>' in page
     assert "\u202e" not in page.split("<title>")[1].split("</title>")[0]
 
 

@@ -91,9 +91,10 @@ def test_export_html_holds_everything_and_no_remote_reference(tmp_path, demo_ses
     path = ex.export_html(tmp_path / "out" / "explorer.html")
     page = path.read_text()
     data = json.loads(page.split('id="eagle-data">')[1].split("</script>")[0])
-    assert sorted(e["selection"] for e in data["explanations"]) == sorted(
+    (question,) = data["questions"]
+    assert sorted(e["selection"] for e in question["explanations"]) == sorted(
         [[words.index(SCENE.objects[0].colour)], [words.index(SCENE.objects[1].shape)]])
-    assert data["strip"]["tokens"] == ex.generation.tokens
+    assert question["strip"]["tokens"] == ex.generation.tokens
     assert "function renderHeatmap" in page  # the widgets' own module, inlined
     for remote in ("http://", "https://", "//cdn", "<link", 'src="http'):
         assert remote not in page.replace("http://www.w3.org/2000/svg", "")
@@ -105,3 +106,25 @@ def test_export_html_holds_everything_and_no_remote_reference(tmp_path, demo_ses
         ex.export_html(blocker / "x.html")
     assert path.read_text() == page  # nothing already saved is lost
 
+
+
+def test_export_holds_every_question_and_every_result_named(tmp_path, demo_session):
+    ex = Explorer(demo_session, SCENE.image, CAPTION_PROMPT, mode="efficient", regions=12)
+    words = [t.strip() for t in ex.generation.tokens]
+    colour = words.index(SCENE.objects[0].colour)
+    ex.select(colour).wait(60)
+    ex.method_control.value = "tam"
+    ex.run()
+    ex.wait(60)
+    ex.ask(prompt="is there a star ?")
+    ex.select(0).wait(60)
+    ex.heatmap.show_borders = True
+    data = json.loads(ex.export_html(tmp_path / "e.html").read_text().split('id="eagle-data">')[1]
+                      .split("</script>")[0])
+    first, second = data["questions"]
+    assert data["current"] == 1 and second["prompt"] == "is there a star ?" and data["show_borders"] is True
+    names = [e["name"] for e in first["explanations"]]
+    assert [e["selection"] for e in first["explanations"]] == [[colour], [colour]]  # both results kept
+    n = first["explanations"][0]["heatmap"]["gain"]["n_regions"]  # SLICO gives about 12
+    assert names[0] == f"eagle, efficient · {n} regions · λ 1/1" and names[1].startswith("tam (its own map")
+    assert first["explanations"][1]["heatmap"]["gain"]["legend"].startswith("TAM:")
