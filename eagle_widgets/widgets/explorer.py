@@ -659,7 +659,7 @@ class Explorer(W.VBox):
         return explanation_figure(self.generation.image, self.generation.tokens, self.strip.reliance, shown,
                                   self.selection, self.generation.special,
                                   title=f"{self.generation.prompt} → {self.generation.text}",
-                                  encoding=self.heatmap.encoding, style=self.heatmap.style,
+                                  encoding=self.heatmap.encoding, style=self.heatmap.map_style,
                                   note=image_note(shown) if shown else "")
 
     def snapshot_png(self) -> bytes:

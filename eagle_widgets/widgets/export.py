@@ -79,7 +79,7 @@ const strip = model({ _view: "strip", ...first.strip, hover: -1 });
 const modality = model({ _view: "modality", ...first.modality });
 const heatmap = model({ _view: "heatmap", image_png: bytes(first.image_png), width: first.width,
   height: first.height, labels: new DataView(new ArrayBuffer(0)), opacity: data.opacity,
-  show_borders: data.show_borders, encoding: data.encoding, style: data.style, drawing: data.drawing,
+  show_borders: data.show_borders, encoding: data.encoding, map_style: data.style, drawing: data.drawing,
   hover_region: -1, ...data.empty_heatmap });
 const curves = model({ _view: "curves", ...data.empty_curves, step: 0, hover_step: -1, highlight: -1 });
 for (const [id, m] of [["strip", strip], ["modality", modality], ["heatmap", heatmap], ["curves", curves]])
@@ -185,7 +185,7 @@ def explorer_page(explorer) -> str:
     data = {
         "questions": questions, "current": current,
         "encoding": explorer.heatmap.encoding, "opacity": OVERLAY_OPACITY, "drawing": drawing(),
-        "style": explorer.heatmap.style if explorer.heatmap.style else DEFAULT_STYLE,
+        "style": explorer.heatmap.map_style or DEFAULT_STYLE,
         "show_borders": bool(explorer.heatmap.show_borders),
         "empty_heatmap": EMPTY_HEATMAP, "empty_curves": EMPTY_CURVES,
     }

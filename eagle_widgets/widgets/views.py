@@ -116,7 +116,7 @@ def png_bytes(image: np.ndarray) -> bytes:
 class HeatmapView(_View):
     """The image with the attribution map over it, a colour bar that says what it shows, region borders, hover
     details and the insertion path. What it draws for a result is `state.heatmap_state` (the export uses the
-    same); `encoding` picks the map's normalisation ("gain" by default, or the paper's), `style` how it is
+    same); `encoding` picks the map's normalisation ("gain" by default, or the paper's), `map_style` how it is
     drawn ("spotlight" dims what matters less, keeping the objects' colours; "colour" is a viridis overlay)."""
 
     _view = traitlets.Unicode("heatmap").tag(sync=True)
@@ -138,7 +138,9 @@ class HeatmapView(_View):
     note = traitlets.Unicode("").tag(sync=True)
     caption = traitlets.Unicode("").tag(sync=True)
     phase = traitlets.Unicode("empty").tag(sync=True)  # empty, running, done, partial, stale
-    style = traitlets.Enum(list(STYLES), DEFAULT_STYLE).tag(sync=True)  # how the map is drawn (display.colours)
+    # How the map is drawn (display.colours). Not named `style`: ipywidgets reserves that trait for a Style
+    # widget, and its front end then fails creating a child view ("reading 'then'").
+    map_style = traitlets.Enum(list(STYLES), DEFAULT_STYLE).tag(sync=True)
     drawing = traitlets.Dict(drawing()).tag(sync=True)  # palette, veil and colour bars: fixed
     hover_region = traitlets.Int(-1).tag(sync=True)  # the region under the pointer (-1: none), set by the front end
 

@@ -162,6 +162,6 @@ def test_the_saved_picture_follows_the_shown_map(explorer):
 
     explorer.select([content_index(explorer)]).wait(60)
     spot = np.asarray(PILImage.open(io.BytesIO(explorer.snapshot_png())).convert("RGB")).astype(int)
-    explorer.heatmap.style = "colour"
+    explorer.heatmap.map_style = "colour"
     colour = np.asarray(PILImage.open(io.BytesIO(explorer.snapshot_png())).convert("RGB")).astype(int)
     assert spot.shape == colour.shape and np.abs(spot - colour).mean() > 1  # the style reaches the picture

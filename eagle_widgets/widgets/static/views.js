@@ -153,7 +153,7 @@ function renderHeatmap({ model, el: root }) {
     if (labels) for (let i = 0; i < labels.length; i++) if (labels[i] >= labelCount) labelCount = labels[i] + 1;
   }
   function drawRamp() {
-    const colours = model.get("drawing").ramps[model.get("style")], ctx = ramp.getContext("2d");
+    const colours = model.get("drawing").ramps[model.get("map_style")], ctx = ramp.getContext("2d");
     const data = ctx.createImageData(256, 1);
     colours.forEach((c, i) => { data.data.set([c[0], c[1], c[2], 255], 4 * i); });
     ctx.putImageData(data, 0, 0);
@@ -161,7 +161,7 @@ function renderHeatmap({ model, el: root }) {
   // The overlay pixel of a map value, exactly as core.colours.overlay_pixel computes it.
   function overlayPixel(v, strength) {
     const t = Math.max(0, Math.min(1, v || 0)), d = model.get("drawing");
-    if (model.get("style") === "spotlight") return [...d.veil, Math.round(255 * strength * (1 - t))];
+    if (model.get("map_style") === "spotlight") return [...d.veil, Math.round(255 * strength * (1 - t))];
     const c = d.palette[Math.round(t * 255)];
     return [c[0], c[1], c[2], Math.round(255 * strength * t)];
   }
@@ -176,7 +176,7 @@ function renderHeatmap({ model, el: root }) {
     const phase = model.get("phase");
     root.dataset.phase = phase;
     opacity.value = model.get("opacity"); borders.checked = model.get("show_borders");
-    encoding.value = model.get("encoding"); style.value = model.get("style");
+    encoding.value = model.get("encoding"); style.value = model.get("map_style");
     step.max = order.length; step.value = k; step.disabled = !order.length || phase === "running";
     const ins = model.get("insertion"), areas = model.get("areas");
     stepInfo.textContent = order.length && ins.length > k
@@ -184,7 +184,7 @@ function renderHeatmap({ model, el: root }) {
       : "";
     caption.textContent = model.get("caption");
     legend.textContent = model.get("legend") &&
-      `${model.get("style")} (${model.get("drawing").styles[model.get("style")]}); ${model.get("legend")}`;
+      `${model.get("map_style")} (${model.get("drawing").styles[model.get("map_style")]}); ${model.get("legend")}`;
     bar.style.visibility = values.length ? "visible" : "hidden";
     note.textContent = model.get("note");
     note.style.display = model.get("note") ? "block" : "none";
@@ -234,13 +234,13 @@ function renderHeatmap({ model, el: root }) {
   opacity.addEventListener("input", () => { model.set("opacity", parseFloat(opacity.value)); model.save_changes(); });
   borders.addEventListener("change", () => { model.set("show_borders", borders.checked); model.save_changes(); });
   encoding.addEventListener("change", () => { model.set("encoding", encoding.value); model.save_changes(); });
-  style.addEventListener("change", () => { model.set("style", style.value); model.save_changes(); });
+  style.addEventListener("change", () => { model.set("map_style", style.value); model.save_changes(); });
   step.addEventListener("input", () => { model.set("step", parseInt(step.value)); model.save_changes(); });
   const onLabels = () => { loadLabels(); draw(); };
   const off = [
     subscribe(model, ["change:image_png", "change:width", "change:height"], loadImage),
     subscribe(model, ["change:labels"], onLabels),
-    subscribe(model, ["change:drawing", "change:style"], () => { drawRamp(); draw(); }),
+    subscribe(model, ["change:drawing", "change:map_style"], () => { drawRamp(); draw(); }),
     subscribe(model, ["change:values", "change:order", "change:opacity", "change:show_borders", "change:step",
       "change:caption", "change:insertion", "change:areas", "change:n_regions", "change:legend", "change:note",
       "change:phase", "change:encoding"], draw),
