@@ -69,6 +69,12 @@ class ResultsTable(anywidget.AnyWidget):
         self.visible_rows = present + [r for r in rows if r[key] is None]  # rows without the value go last
 
 
+def _static_cell(v) -> str:
+    if v is None:
+        return ""
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
 def _cell(v):
     if isinstance(v, float) and math.isnan(v):
         return None
@@ -94,6 +100,25 @@ class DatasetBrowser(W.VBox):
         self.detail = W.Box()
         self.table.observe(lambda change: self.show_sample(change["new"]) if change["new"] else None, names="selected")
         super().__init__([self.table, self.status, self.detail])
+
+    def static_html(self, rows: int = 20) -> str:
+        """The table as plain HTML, for a notebook read without a kernel (GitHub, nbconvert)."""
+        shown = self.table.visible_rows[:rows]
+        head = "".join(markup("<th>{c}</th>", c=c) for c in COLUMNS)
+        body = "".join("<tr>" + "".join(markup("<td>{v}</td>", v=_static_cell(r.get(c))) for c in COLUMNS) + "</tr>"
+                       for r in shown)
+        more = markup("<p>… and {n} more rows (open the notebook with a kernel to sort, filter and open them)</p>",
+                      n=len(self.table.visible_rows) - rows) if len(self.table.visible_rows) > rows else ""
+        return markup("<p><b>Dataset run</b> {path}: {n} samples</p>", path=self.folder.path.name,
+                      n=self.table.total) + f"<table>{head}{body}</table>{more}"
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        if data is not None:
+            data["text/plain"] = f"DatasetBrowser({self.folder.path.name!r}, {self.table.total} samples)"
+            data["text/html"] = self.static_html()
+        return bundle
 
     def show_sample(self, sample_id: str):
         """Show the stored explanation of `sample_id` (also what a click does); returns what is shown."""
