@@ -51,7 +51,7 @@ COMPOSE_BYTES = 256 << 20  # resized float64 images held at once while composing
 PixelValues = Callable[[list[np.ndarray]], torch.Tensor]
 
 
-class _Composer:
+class Composer:
     """Model pixel inputs for visibility masks over `labels` (HxW ints 0..n-1) of `image` (HxWx3 uint8).
 
     `pixel_values(images)` runs the model's image processor on a list of equal-size RGB images and returns
@@ -96,7 +96,7 @@ class _Composer:
         out = (pv.reshape(-1).double() - self.base) / self.gain
         return torch.where(self.active, out, torch.zeros_like(out))
 
-    def to(self, device: torch.device) -> _Composer:
+    def to(self, device: torch.device) -> Composer:
         self.device = torch.device(device)
         self._base_f = self.base.float().to(device)
         self._gain_f = torch.where(self.active, self.gain, torch.zeros_like(self.gain)).float().to(device)
@@ -131,7 +131,7 @@ class _Composer:
         return worst
 
 
-class ResamplingComposer(_Composer):
+class ResamplingComposer(Composer):
     """Exact: the processor's Pillow resizes reproduced on the device, then its own element arrangement."""
 
     method = "Pillow resampling reproduced on the device"
@@ -271,7 +271,7 @@ class ResamplingComposer(_Composer):
                 + (self.lookup.nbytes if self.lookup is not None else 0))
 
 
-class RegionComposer(_Composer):
+class RegionComposer(Composer):
     """General: a region basis measured through the processor, exact up to its rounding and clipping.
 
     `layout(labels)` is the adapter's nearest-neighbour map of model-input elements to a label map.

@@ -32,7 +32,7 @@ import torch
 from PIL import Image
 
 from ..core.errors import NotComposable
-from .composition import PixelValues, _Composer
+from .composition import PixelValues, Composer
 from .resampling import image_digest, resize_hook
 
 
@@ -180,7 +180,7 @@ class TorchvisionResizes:
 _torchvision_lock = threading.Lock()
 
 
-class ReplayComposer(_Composer):
+class ReplayComposer(Composer):
     """Exact: the processor's own resizes on each masked image, then its element placement and affine part."""
 
     def __init__(self, pixel_values: PixelValues, image: np.ndarray, labels: np.ndarray, num_regions: int,

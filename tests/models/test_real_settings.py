@@ -47,7 +47,7 @@ def test_fast_equals_reference_at_real_settings(real_sessions, family, size):
     assert session.adapter.image_backend == image_backend()
     image = photo(*size)
     gen = session.generate(image, "Describe the image in one sentence.", max_new_tokens=2)
-    regions = RegionSet.slic(image, n_segments=25)
+    regions = RegionSet.slic(image, n_segments=17)
     fast = session.scorer(gen, tokens=[1], regions=regions)
     described = fast.describe()
     assert described["image_backend"] == image_backend()
