@@ -13,6 +13,16 @@ from ..core.errors import InputError
 SALIENCY_METHODS: dict[str, Callable] = {}
 # name -> what the method's own map measures (named on its colour bar)
 METHOD_SCALES: dict[str, str] = {}
+# Rooms that provide methods, imported by name on first use (they import this room, never the reverse), so a
+# session offers them however it was reached (the dataset browser's Explorer too).
+PROVIDERS = ("eagle_widgets.baselines",)
+
+
+def load_providers() -> None:
+    import importlib
+
+    for name in PROVIDERS:
+        importlib.import_module(name)
 
 
 def register_method(name: str, fn: Callable, scale: str = "") -> None:
@@ -25,6 +35,7 @@ def register_method(name: str, fn: Callable, scale: str = "") -> None:
 
 
 def saliency(name: str, session, request) -> np.ndarray:
+    load_providers()
     fn = SALIENCY_METHODS.get(name)
     if fn is None:
         raise InputError(f"unknown method {name!r}; this session offers {', '.join(['eagle', *SALIENCY_METHODS])}")

@@ -32,7 +32,7 @@ import torch
 from PIL import Image
 
 from ..core.errors import NotComposable
-from .composition import PixelValues, Composer
+from .composition import Composer, PixelValues
 from .resampling import image_digest, resize_hook
 
 

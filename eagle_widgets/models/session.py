@@ -19,7 +19,7 @@ from ..core.metrics import SENSITIVE_THRESHOLD
 from ..storage.cache import ResultCache, default_cache_dir, fingerprint
 from .adapters import Adapter, adapter_class_for
 from .composition import NotComposable
-from .methods import METHOD_SCALES, SALIENCY_METHODS, saliency
+from .methods import METHOD_SCALES, SALIENCY_METHODS, load_providers, saliency
 from .scoring import BatchedPixelScorer, MaskedInputScorer, ModelHandle, PixelSpaceScorer, TeacherForcedSequence
 
 _session_ids = itertools.count(1)
@@ -427,7 +427,8 @@ class ModelSession:
 
     def methods(self) -> list[str]:
         """The attribution methods this session runs: EAGLE and every registered method (the baselines
-        register themselves when `eagle_widgets.baselines` is imported)."""
+        register themselves, and are imported here on first use)."""
+        load_providers()
         return ["eagle", *SALIENCY_METHODS]
 
     def explain_method(self, generation, tokens=None, regions=64, *, method: str = "eagle",

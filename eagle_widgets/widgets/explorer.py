@@ -22,7 +22,7 @@ from ..core.search import MODES
 from .compare import CompareView
 from .contract import ExplorerSession
 from .markup import markup
-from .state import image_note, selection_label, summary
+from .state import image_note, method_label, selection_label, summary
 from .views import CurvesView, DownloadBar, HeatmapView, ModalityChart, TokenStrip, check_selection
 
 EXPORTS = (("png", "PNG", "the figure of what is shown (image, map, answer, curves)"),
@@ -658,7 +658,9 @@ class Explorer(W.VBox):
         shown = self.result if self.state in ("done", "cancelled") else None
         return explanation_figure(self.generation.image, self.generation.tokens, self.strip.reliance, shown,
                                   self.selection, self.generation.special,
-                                  title=f"{self.generation.prompt} → {self.generation.text}",
+                                  title=f"{self.generation.prompt} → {self.generation.text}" + (
+                                      f"\n{method_label(shown)} · {shown.num_regions} regions · "
+                                      f"λ {shown.lambda1:g}/{shown.lambda2:g}" if shown else ""),
                                   encoding=self.heatmap.encoding, style=self.heatmap.map_style,
                                   note=image_note(shown) if shown else "")
 

@@ -52,3 +52,14 @@ def test_without_a_session_the_map_and_curves_are_shown(run):
     assert heatmap.values and heatmap.phase == "done"
     with pytest.raises(InputError, match="no sample 'nope'"):
         browser.show_sample("nope")
+
+
+def test_a_session_reached_through_the_browser_offers_every_method():
+    # A fresh process that never imports eagle_widgets.baselines itself (as a notebook using only the browser).
+    import subprocess
+    import sys
+
+    code = ("from eagle_widgets.evaluation import DatasetBrowser\nfrom eagle_widgets.demo import load_demo_session\n"
+            "print(load_demo_session(cache=False).methods())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert all(m in out for m in ("'eagle'", "'random'", "'occlusion'", "'llava_cam'", "'tam'")), out
