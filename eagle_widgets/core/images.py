@@ -96,5 +96,7 @@ def load_image(source, name: str | None = None) -> np.ndarray:
         raise InputError(f"{label} is a folder, not an image file") from None
     except Image.DecompressionBombError as err:
         raise InputError(f"{label} is too large to decode safely ({err})") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    except UnidentifiedImageError:  # its message names Pillow's buffer object, not the user's file
+        raise InputError(f"cannot read {label} as an image (not an image format Pillow can read)") from None
+    except (OSError, SyntaxError, ValueError) as err:
         raise InputError(f"cannot read {label} as an image ({err})") from None

@@ -17,6 +17,7 @@ from ..core.attribution import Attribution
 from ..core.bundle import bundle_bytes
 from ..core.errors import EagleError, InputError
 from ..core.images import load_image
+from ..core.metrics import SENSITIVE_THRESHOLD
 from ..core.regions import RegionSet
 from ..core.search import MODES
 from .compare import CompareView
@@ -604,7 +605,20 @@ class Explorer(W.VBox):
         self._shown_key = key
         self.heatmap.show(result)
         self.curves.show(result)
+        prior = self._language_prior_note(result)
+        if prior and not self.heatmap.note:
+            self.heatmap.note = prior
         self._set_status(message)
+
+    def _language_prior_note(self, result: Attribution) -> str:
+        """The strip marks tokens that barely gain from the image as language priors; their map says so too."""
+        targets = list(result.context.targets) if result.context is not None else []
+        delta = np.asarray(self.reliance.p_full) - np.asarray(self.reliance.p_black)
+        if not targets or any(delta[t] > SENSITIVE_THRESHOLD for t in targets):
+            return ""
+        return (f"{selection_label(result.token_labels)} gains at most {max(delta[t] for t in targets):.2f} in "
+                "probability from the image (the strip marks it as a language prior): its map ranks regions by "
+                "small effects, not by what the answer rests on.")
 
     def _labels(self, selection) -> str:
         words = [repr(self.generation.tokens[i]) for i in selection[:4]]

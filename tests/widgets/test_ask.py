@@ -264,3 +264,18 @@ def test_one_side_in_another_encoding_retitles_the_comparison(explorer):
     explorer.comparison.right.encoding = "paper"
     assert "one in gain share, one in the paper's normalisation" in shown(explorer.comparison.title.value)
     assert "one scale for the maps compared" not in explorer.comparison.left.legend
+
+
+def test_a_non_image_upload_is_named_by_its_file_not_a_buffer(explorer):
+    explorer.upload.value = _upload("notes.txt", b"just some text")
+    explorer.generate_button.click()
+    assert "cannot read notes.txt as an image" in explorer.status.value and "BytesIO" not in explorer.status.value
+
+
+def test_a_language_prior_token_gets_a_note_on_its_map(explorer):
+    words = [t.strip() for t in explorer.generation.tokens]
+    period = words.index(".")
+    delta = explorer.reliance.p_full[period] - explorer.reliance.p_black[period]
+    assert delta <= 0.2  # the strip marks the full stop as a language prior
+    explorer.select([period]).wait(60)
+    assert "language prior" in explorer.heatmap.note or "barely depends on the image" in explorer.heatmap.note

@@ -117,6 +117,8 @@ function renderHeatmap({ model, el: root }) {
   const controls = el("div", "eagle-controls");
   const opacity = Object.assign(el("input"), { type: "range", min: 0, max: 1, step: 0.05 });
   const borders = Object.assign(el("input"), { type: "checkbox" });
+  // Unticked: the plain picture, to compare with the map (the spotlight dims the whole image).
+  const showMap = Object.assign(el("input", "eagle-show-map"), { type: "checkbox", checked: true });
   const style = el("select", "eagle-style");
   for (const [value, text] of [["spotlight", "spotlight"], ["colour", "colour"]])
     style.append(Object.assign(el("option", null, text), { value }));
@@ -131,7 +133,8 @@ function renderHeatmap({ model, el: root }) {
   step.title = "0 shows the map; k shows what the model saw after the first k regions were inserted";
   const stepInfo = el("span", "eagle-step-info");
   const lab = (text, input) => { const l = el("label", null, text); l.append(input); return l; };
-  controls.append(lab("map ", encoding), lab(" drawn as ", style), lab(" opacity ", opacity), lab(" borders ", borders),
+  controls.append(lab("show map ", showMap), lab(" map ", encoding), lab(" drawn as ", style), lab(" opacity ", opacity),
+    lab(" borders ", borders),
     lab(" insertion step ", step), stepInfo);
   const caption = el("div", "eagle-caption");
   root.append(stage, bar, note, controls, caption);
@@ -195,6 +198,7 @@ function renderHeatmap({ model, el: root }) {
     o.clearRect(0, 0, w, h);
     root.dataset.drawn = "0";
     if (!consistent()) return;
+    over.style.visibility = showMap.checked ? "visible" : "hidden";
     const data = o.createImageData(w, h);
     const px = data.data, strength = model.get("opacity");
     if (k > 0) {
@@ -235,6 +239,7 @@ function renderHeatmap({ model, el: root }) {
   borders.addEventListener("change", () => { model.set("show_borders", borders.checked); model.save_changes(); });
   encoding.addEventListener("change", () => { model.set("encoding", encoding.value); model.save_changes(); });
   style.addEventListener("change", () => { model.set("map_style", style.value); model.save_changes(); });
+  showMap.addEventListener("change", () => { over.style.visibility = showMap.checked ? "visible" : "hidden"; });
   step.addEventListener("input", () => { model.set("step", parseInt(step.value)); model.save_changes(); });
   const onLabels = () => { loadLabels(); draw(); };
   const off = [
@@ -262,7 +267,7 @@ function renderModality({ model, el: root }) {
   function draw() {
     const tokens = model.get("tokens"), rel = model.get("reliance"), pf = model.get("p_full"), pb = model.get("p_black");
     const sel = new Set(model.get("selection")), special = model.get("special");
-    const bw = 26, T = 22, H = 120, L = 44, W = Math.max(220, tokens.length * bw + L + 10);
+    const bw = 26, T = 22, H = 120, L = 44, W = Math.max(300, tokens.length * bw + L + 10);  // room for the title
     const s = svg("svg", { width: W, height: T + H + 70, class: "eagle-chart" });
     const g0 = svg("g", { transform: `translate(0 ${T})` });
     s.append(svgText({ x: 2, y: 13, class: "eagle-axis-title" }, "reliance on the image and p(token), 0 to 1"));
