@@ -28,10 +28,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from eagle_widgets import load_session  # noqa: E402
 from eagle_widgets.core import RegionSet, attribute  # noqa: E402
 
-from sessions import photo, strategy_label  # noqa: E402
-from tiny_models import tiny_model_dir  # noqa: E402
+from sessions import strategy_label  # noqa: E402
+from tiny_models import photo, tiny_model_dir  # noqa: E402
 
 # The real architectures' sizes (from their published configs); everything else comes from the tiny builder.
+QWEN25_VISION = dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16,
+                     fullatt_block_indexes=[7, 15, 23, 31])
+QWEN25_ROPE = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]}
 ARCHITECTURES = {
     "llava-1.5-7b": ("llava", {"text": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
                                             num_attention_heads=32, num_key_value_heads=32, vocab_size=32064),
@@ -39,17 +42,12 @@ ARCHITECTURES = {
                                               num_attention_heads=16)}),
     "qwen2.5-vl-3b": ("qwen2_5_vl", {"text": dict(hidden_size=2048, intermediate_size=11008, num_hidden_layers=36,
                                                   num_attention_heads=16, num_key_value_heads=2, vocab_size=151936,
-                                                  tie_word_embeddings=True,
-                                                  rope_parameters={"rope_type": "default", "rope_theta": 1e6,
-                                                                   "mrope_section": [16, 24, 24]}),
-                                     "vision": dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16,
-                                                    out_hidden_size=2048, fullatt_block_indexes=[7, 15, 23, 31])}),
+                                                  tie_word_embeddings=True, rope_parameters=QWEN25_ROPE),
+                                     "vision": dict(QWEN25_VISION, out_hidden_size=2048)}),
     "qwen2.5-vl-7b": ("qwen2_5_vl", {"text": dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
                                                   num_attention_heads=28, num_key_value_heads=4, vocab_size=152064,
-                                                  rope_parameters={"rope_type": "default", "rope_theta": 1e6,
-                                                                   "mrope_section": [16, 24, 24]}),
-                                     "vision": dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16,
-                                                    out_hidden_size=3584, fullatt_block_indexes=[7, 15, 23, 31])}),
+                                                  rope_parameters=QWEN25_ROPE),
+                                     "vision": dict(QWEN25_VISION, out_hidden_size=3584)}),
     "internvl3.5-4b": ("internvl", {"text": dict(hidden_size=2560, intermediate_size=9728, num_hidden_layers=36,
                                                  num_attention_heads=32, num_key_value_heads=8, head_dim=128,
                                                  vocab_size=151936, tie_word_embeddings=False),

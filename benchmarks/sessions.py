@@ -23,7 +23,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -31,20 +30,9 @@ from eagle_widgets import load_demo_session, load_session  # noqa: E402
 from eagle_widgets.core import RegionSet, attribute  # noqa: E402
 from eagle_widgets.demo import CAPTION_PROMPT, make_scene  # noqa: E402
 
-from tiny_models import REAL_SETTINGS, tiny_model_dir  # noqa: E402
+from tiny_models import REAL_SETTINGS, photo, tiny_model_dir  # noqa: E402
 
 SIZES = [(480, 640), (768, 1024), (1080, 1920), (640, 480)]  # (h, w): three landscape photos and a portrait
-
-
-def photo(h=480, w=640, seed=0):
-    """A photo-like test image: smooth background, a red block and a textured quadrant."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w]
-    img = np.stack([120 + 60 * np.sin(xx / 37.0), 140 + 50 * np.cos(yy / 23.0), 160 + 40 * np.sin((xx + yy) / 51.0)],
-                   axis=-1).astype(np.uint8)
-    img[h // 5: h // 2, w // 4: w // 2] = (220, 30, 30)
-    img[h // 2:, w // 2:] = rng.integers(0, 255, (h - h // 2, w - w // 2, 3), dtype=np.uint8)
-    return img
 
 
 class PeakRSS:

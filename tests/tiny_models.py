@@ -46,6 +46,19 @@ def image_backend() -> str:
     return "torchvision"
 
 
+def photo(h: int = 480, w: int = 640, seed: int = 0):
+    """A photo-like test image: smooth colour gradients, a red block and a textured quadrant."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.stack([120 + 60 * np.sin(xx / 37.0), 140 + 50 * np.cos(yy / 23.0), 160 + 40 * np.sin((xx + yy) / 51.0)],
+                   axis=-1).astype(np.uint8)
+    img[h // 5: h // 2, w // 4: w // 2] = (220, 30, 30)
+    img[h // 2:, w // 2:] = rng.integers(0, 255, (h - h // 2, w - w // 2, 3), dtype=np.uint8)
+    return img
+
+
 def make_tokenizer(special_tokens, vocab_size=400, **named):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast

@@ -114,6 +114,28 @@ class Composer:
         pv = torch.addcmul(self._base_f, self._gain_f, levels.float())
         return pv.reshape(visible.shape[0] * self.shape[0], *self.shape[1:])
 
+    def traced_sources(self, sizes: list[int], substituted) -> torch.Tensor:
+        """Where each model-input element comes from in the concatenated outputs of the processor's resizes
+        (`sizes` elements each): under `substituted(codes)` the k-th resize returns `codes(k, shape)`, its
+        elements' own indices one byte plane at a time, which the processor's affine part lets us read back.
+        -1 for elements that do not come from the image."""
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        planes = max(1, math.ceil(math.log2(offsets[-1] + 2) / 8))
+        source = torch.zeros(self._elements, dtype=torch.int64)
+        for plane in range(planes):
+            def codes(k, shape, plane=plane):
+                index = offsets[k] + 1 + np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
+                return ((index >> (8 * plane)) & 255).astype(np.uint8)
+
+            with substituted(codes):
+                (pv,) = self._run([np.zeros_like(self.image)])
+            source += torch.round(self.levels(pv)).to(torch.int64) << (8 * plane)
+        source -= 1
+        source[~self.active] = -1
+        if bool(((source < 0) | (source >= offsets[-1]))[self.active].any()):
+            raise NotComposable("some model-input elements depend on the image but on no resized pixel")
+        return source
+
     def check(self, encode: Callable[[np.ndarray], torch.Tensor], masks: np.ndarray) -> float:
         """Largest |composed - processed| in levels over `masks` ([K, N] bool), each processed by `encode`."""
         worst = 0.0
@@ -168,29 +190,19 @@ class ResamplingComposer(Composer):
 
     def _sources(self) -> torch.Tensor:
         """Index of each model-input element in the concatenated resized images (-1: not from the image)."""
-        sizes = [c.size[0] * c.size[1] * 3 for c in self.calls]
-        offsets = np.concatenate([[0], np.cumsum(sizes)])
-        planes = max(1, math.ceil(math.log2(offsets[-1] + 2) / 8))
-        source = torch.zeros(self._elements, dtype=torch.int64)
-        for plane in range(planes):
+        def substituted(codes):
             index = iter(range(len(self.calls)))
 
-            def substitute(original, im, size, kwargs, plane=plane, index=index):
+            def substitute(original, im, size, kwargs):
                 k = next(index, None)
                 if k is None or size != self.calls[k].size:
                     raise NotComposable("the processor resized differently on a second run")
                 w, h = size
-                codes = offsets[k] + 1 + np.arange(h * w * 3, dtype=np.int64).reshape(h, w, 3)
-                return Image.fromarray(((codes >> (8 * plane)) & 255).astype(np.uint8))
+                return Image.fromarray(codes(k, (h, w, 3)))
 
-            with resize_hook(substitute):
-                (pv,) = self._run([np.zeros_like(self.image)])
-            source += torch.round(self.levels(pv)).to(torch.int64) << (8 * plane)
-        source -= 1
-        source[~self.active] = -1
-        if bool(((source < 0) | (source >= offsets[-1]))[self.active].any()):
-            raise NotComposable("some model-input elements depend on the image but on no resized pixel")
-        return source
+            return resize_hook(substitute)
+
+        return self.traced_sources([c.size[0] * c.size[1] * 3 for c in self.calls], substituted)
 
     def _first_pass(self, call):
         """Pillow's first pass as a sparse basis over regions, [H * w * 3, N], and its second pass's taps, [h, H]

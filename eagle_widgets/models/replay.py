@@ -203,23 +203,7 @@ class ReplayComposer(Composer):
 
     def _sources(self) -> torch.Tensor:
         """Index of each model-input element in the concatenated resize outputs (-1: not from the image)."""
-        sizes = [c.size for c in self.resizes.calls]
-        offsets = np.concatenate([[0], np.cumsum(sizes)])
-        planes = max(1, math.ceil(math.log2(offsets[-1] + 2) / 8))
-        source = torch.zeros(self._elements, dtype=torch.int64)
-        for plane in range(planes):
-            def outputs(k, shape, plane=plane):
-                codes = offsets[k] + 1 + np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
-                return ((codes >> (8 * plane)) & 255).astype(np.uint8)
-
-            with self.resizes.substituted(outputs):
-                (pv,) = self._run([np.zeros_like(self.image)])
-            source += torch.round(self.levels(pv)).to(torch.int64) << (8 * plane)
-        source -= 1
-        source[~self.active] = -1
-        if bool(((source < 0) | (source >= offsets[-1]))[self.active].any()):
-            raise NotComposable("some model-input elements depend on the image but on no resized pixel")
-        return source
+        return self.traced_sources([c.size for c in self.resizes.calls], self.resizes.substituted)
 
     def to(self, device: torch.device) -> ReplayComposer:
         super().to(device)

@@ -131,7 +131,7 @@ class ModelSession:
         _check_vocabulary(model, self.tokenizer, self._image_token_id, self.name)
         self._slic_image, self._slic = None, {}  # SLICO label maps of the latest image, by region count
         self._token_maps: dict = {}
-        self._composers: list = []  # (image, regions, composer or NotComposable), latest first
+        self._composers: list = []  # (image, regions, composer or NotComposable, strategy), latest first
         self.revision = revision or getattr(config, "_commit_hash", None)
         self.cache = _open_cache(cache)
         self._identity: str | None = None
@@ -300,15 +300,19 @@ class ModelSession:
         return targets, ids
 
     def scorer(self, generation: Generation, tokens=None, regions=64, *, path: str = "fast",
-               target_ids=None, batch_size: int | None = None):
+               target_ids=None, batch_size: int | None = None, strategy: str = "measured"):
         """The engine's Scorer for `tokens` of `generation` over `regions` (an int d for SLICO, a RegionSet or a
         label map). `target_ids` replaces the ids read at those positions (e.g. the correct answer of a
         hallucination). Both paths black out regions in the original image before the processor (the published
         semantics); `path="fast"` composes the masked inputs from a region basis measured through the processor
         (falling back to batched processor calls where that does not hold: `scorer.describe()` says which), and
-        `path="reference"` runs the processor and the model once per masked image."""
+        `path="reference"` runs the processor and the model once per masked image. `strategy="measured"` (the
+        default) uses a composer only where it is measured faster than the processor; "compose" uses the fastest
+        exact composer whenever one holds."""
         if path not in ("fast", "reference"):
             raise InputError(f"path must be 'fast' or 'reference', got {path!r}")
+        if strategy not in ("measured", "compose"):
+            raise InputError(f"strategy must be 'measured' or 'compose', got {strategy!r}")
         request = self.request(generation, tokens, regions, target_ids=target_ids)
         generation, rs = request.generation, request.regions
         sequence = self.sequence(request, black=True)
@@ -317,22 +321,23 @@ class ModelSession:
             return PixelSpaceScorer(self.handle, sequence, rs, generation.image, batch_size=batch_size)
         # The composition depends only on the image, the regions and the processor: built once for a pair
         # (the Explorer explains token after token over the same regions), checked when it was built.
-        held = next((h[2] for h in self._composers if h[0] is generation.image and h[1] is rs), None)
+        held = next((h[2] for h in self._composers if h[0] is generation.image and h[1] is rs
+                     and h[3] == strategy), None)
         try:
             if isinstance(held, NotComposable):
                 raise held
             scorer = MaskedInputScorer(self.handle, sequence, rs, generation.image, batch_size=batch_size,
-                                       prepared=held)
+                                       prepared=held, against_processor=strategy == "measured")
         except NotComposable as err:
-            self._keep_composition(generation.image, rs, err)
+            self._keep_composition(generation.image, rs, err, strategy)
             return BatchedPixelScorer(self.handle, sequence, rs, generation.image, batch_size=batch_size,
                                       note=f"composition does not hold for this processor ({err})")
-        self._keep_composition(generation.image, rs, scorer.prepared)
+        self._keep_composition(generation.image, rs, scorer.prepared, strategy)
         return scorer
 
-    def _keep_composition(self, image, regions, prepared) -> None:
-        rest = [h for h in self._composers if not (h[0] is image and h[1] is regions)]
-        self._composers = [(image, regions, prepared), *rest][:COMPOSERS_KEPT]
+    def _keep_composition(self, image, regions, prepared, strategy: str) -> None:
+        rest = [h for h in self._composers if not (h[0] is image and h[1] is regions and h[3] == strategy)]
+        self._composers = [(image, regions, prepared, strategy), *rest][:COMPOSERS_KEPT]
 
     def sequence(self, generation: Generation, tokens=None, *, target_ids=None, black: bool = False
                  ) -> TeacherForcedSequence:
@@ -462,13 +467,18 @@ class ModelSession:
 
 
 def off_the_calling_thread(search, cancel=None):
-    """`search(stop)` in a thread of its own, waited for here; `stop` is set by `cancel` or a KeyboardInterrupt.
+    """`search(stop)` in a thread of its own, waited for here; `stop()` is true once `cancel` is set (an Event or
+    a callable) or the caller is interrupted (Ctrl-C in a notebook).
 
     Measured on a loaded 2-core machine (demo model, exact, N=37): the same search took 37.7 s from a notebook
     cell's (main) thread and 9.9 s from a worker thread, as the Explorer runs it (12.3 s with one torch thread);
     on an idle machine 3.8 s and 3.5 s. So the API runs it the way the Explorer does."""
-    stop = threading.Event()
+    interrupted = threading.Event()
     box: dict = {}
+
+    def stop() -> bool:  # the engine asks this between batches
+        return interrupted.is_set() or (cancel is not None and bool(
+            cancel.is_set() if hasattr(cancel, "is_set") else cancel()))
 
     def run():
         try:
@@ -481,10 +491,8 @@ def off_the_calling_thread(search, cancel=None):
     try:
         while worker.is_alive():
             worker.join(0.05)
-            if cancel is not None and (cancel.is_set() if hasattr(cancel, "is_set") else cancel()):
-                stop.set()
     except KeyboardInterrupt:
-        stop.set()
+        interrupted.set()
         worker.join()
         raise
     if "error" in box:

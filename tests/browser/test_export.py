@@ -90,16 +90,21 @@ def test_exported_page_draws_each_explanation_in_any_order(tmp_path, browser, de
 def test_exported_page_keeps_injected_text_inert(tmp_path, browser, demo_session):
     prompt = "describe __DATA__ <img src=x onerror=\"document.body.dataset.pwned='1'\"> <!--<script> __ESM__ ."
     ex = Explorer(demo_session, SCENE.image, prompt, mode="efficient", regions=16, auto_run=False)
-    path = ex.export_html(tmp_path / "inert.html")
+    page, errors = open_page(browser, ex.export_html(tmp_path / "inert.html"))
+    assert page.locator("body").get_attribute("data-pwned") is None
+    assert "__DATA__" in page.locator(".eagle-export-header").text_content()
+    page.close()
+    assert not errors, errors
+
+
+def open_page(browser, path):
+    """The exported page opened from disk, ready, with the list its page errors go to."""
     page = browser.new_page()
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(path.as_uri())
     page.wait_for_selector("body[data-ready='1']", timeout=15000)
-    assert page.locator("body").get_attribute("data-pwned") is None
-    assert "__DATA__" in page.locator(".eagle-export-header").text_content()
-    page.close()
-    assert not errors, errors
+    return page, errors
 
 
 def wait_until(page, expression: str, timeout: float = 15.0) -> None:
@@ -122,14 +127,9 @@ def test_exported_page_holds_the_history_every_result_and_hover(tmp_path, browse
     occlusion = ex.result
     ex.ask(prompt="is there a star ?")
     ex.heatmap.show_borders = True
-    path = ex.export_html(tmp_path / "history.html")
-    page = browser.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(path.as_uri())
-    page.wait_for_selector("body[data-ready='1']", timeout=15000)
+    page, errors = open_page(browser, ex.export_html(tmp_path / "history.html"))
     assert page.locator("#prompt").text_content() == "is there a star ?"
-    assert page.locator("#heatmap input[type=checkbox]").is_checked()  # the borders setting travelled
+    assert page.locator("#heatmap input.eagle-borders").is_checked()  # the borders setting travelled
     page.select_option("#question", "0")  # the earlier question, with both of its results
     assert page.locator("#prompt").text_content() == CAPTION_PROMPT
     page.locator("#strip .eagle-chip").nth(colour).click()

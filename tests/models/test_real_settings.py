@@ -7,25 +7,14 @@ Qwen2.5-VL native resolution, InternVL 448 x up to 12 tiles + thumbnail, Idefics
 with splitting).
 """
 
-import numpy as np
 import pytest
 import torch
 from eagle_widgets import load_session
 from eagle_widgets.core import RegionSet, attribute
 
-from tiny_models import REAL_SETTINGS, image_backend, tiny_model_dir
+from tiny_models import REAL_SETTINGS, image_backend, photo, tiny_model_dir
 
 pytestmark = pytest.mark.slow
-
-
-def photo(h, w, seed=0):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w]
-    img = np.stack([120 + 60 * np.sin(xx / 37.0), 140 + 50 * np.cos(yy / 23.0), 160 + 40 * np.sin((xx + yy) / 51.0)],
-                   axis=-1).astype(np.uint8)
-    img[h // 5: h // 2, w // 4: w // 2] = (220, 30, 30)
-    img[h // 2:, w // 2:] = rng.integers(0, 255, (h - h // 2, w - w // 2, 3), dtype=np.uint8)
-    return img
 
 
 @pytest.fixture(scope="module")

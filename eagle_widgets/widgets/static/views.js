@@ -116,7 +116,7 @@ function renderHeatmap({ model, el: root }) {
   const note = el("div", "eagle-note");
   const controls = el("div", "eagle-controls");
   const opacity = Object.assign(el("input"), { type: "range", min: 0, max: 1, step: 0.05 });
-  const borders = Object.assign(el("input"), { type: "checkbox" });
+  const borders = Object.assign(el("input", "eagle-borders"), { type: "checkbox" });
   // Unticked: the plain picture, to compare with the map (the spotlight dims the whole image).
   const showMap = Object.assign(el("input", "eagle-show-map"), { type: "checkbox", checked: true });
   const style = el("select", "eagle-style");
