@@ -381,9 +381,14 @@ def estimate_sample_bytes(config, seq_len: int, pixel_numel: int, dtype_bytes: i
     return int(dtype_bytes * (pixel_numel * 3 + 2 * per_layer + 2 * vision_layer))
 
 
+# On a CPU, batching images that already carry thousands of vision tokens only adds memory traffic: measured
+# on 2 cores, a SmolVLM input (17 tiles of 512 px) cost 328 ms per image in batches of 8 and 150 ms alone.
+CPU_BATCH_PIXEL_ELEMENTS = 8_000_000
+
+
 def choose_batch_size(device: torch.device, config, seq_len: int, pixel_numel: int, dtype_bytes: int) -> int:
     per_sample = max(1, estimate_sample_bytes(config, seq_len, pixel_numel, dtype_bytes))
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(max(1, min(256, math.floor(0.5 * free / per_sample))))
-    return int(max(1, min(64, cpu_memory_budget() // per_sample)))
+    return int(max(1, min(64, cpu_memory_budget() // per_sample, CPU_BATCH_PIXEL_ELEMENTS // max(1, pixel_numel))))
