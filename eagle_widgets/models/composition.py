@@ -59,6 +59,7 @@ class Composer:
     """
 
     method = ""
+    error_units = "levels"  # what `check` measures its largest difference in
 
     def __init__(self, pixel_values: PixelValues, image: np.ndarray, labels: np.ndarray, num_regions: int):
         self.pixel_values = pixel_values

@@ -198,8 +198,15 @@ class ReplayComposer(Composer):
         super().__init__(pixel_values, image, labels, num_regions)
         self.processor_calls += 1
         self.source = self._sources()
-        self.labels_t = torch.from_numpy(labels.astype(np.int64))
-        self.image_t = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        self.labels_t = self.image_t = None  # torchvision masks the batch on the device: labels and image there
+        if isinstance(self.resizes, TorchvisionResizes):
+            self.labels_t = torch.from_numpy(labels.astype(np.int64))
+            self.image_t = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+
+    @property
+    def resized_pixels(self) -> int:
+        """Pixels of all the processor's resize outputs (3 channels each)."""
+        return sum(c.size for c in self.resizes.calls) // 3
 
     def _sources(self) -> torch.Tensor:
         """Index of each model-input element in the concatenated resize outputs (-1: not from the image)."""
@@ -228,7 +235,8 @@ class ReplayComposer(Composer):
 
     @property
     def nbytes(self) -> int:
-        return self.source.numel() * 8 + self.labels_t.numel() * 8 + self.image_t.numel()
+        on_device = 0 if self.labels_t is None else self.labels_t.numel() * 8 + self.image_t.numel()
+        return self.source.numel() * 8 + on_device
 
 
 class DeviceProcessorComposer:
@@ -236,11 +244,13 @@ class DeviceProcessorComposer:
     kept as uint8 tensors on the device (no Pillow round trip, one processor call per batch)."""
 
     method = "the torchvision processor on the masked batch, on the device"
+    error_units = "in the processor's output units"
 
     def __init__(self, image_processor, nested: bool, image: np.ndarray, labels: np.ndarray, num_regions: int):
         self.image_processor = image_processor
         self.nested = nested
         self.num_regions = int(num_regions)
+        self.image_np, self.labels_np = image, labels  # what the processor is checked on
         self.labels = torch.from_numpy(labels.astype(np.int64))
         self.image = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
         self.device = torch.device("cpu")
@@ -269,8 +279,7 @@ class DeviceProcessorComposer:
         per = composed.shape[0] // len(masks)
         worst = 0.0
         for i, vis in enumerate(masks):
-            masked = np.where(vis[self.labels.cpu().numpy()][:, :, None], self.image.cpu().numpy().transpose(1, 2, 0),
-                              0).astype(np.uint8)
+            masked = np.where(vis[self.labels_np][:, :, None], self.image_np, 0).astype(np.uint8)
             expected = encode(masked).double()
             if tuple(expected.shape) != self.shape:
                 raise NotComposable(f"the processor lays a masked image out as {tuple(expected.shape)}, "

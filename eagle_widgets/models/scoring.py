@@ -171,7 +171,8 @@ class MaskedInputScorer(_ModelScorer):
     processor, but the processor runs only on a few images; every masked input is composed on the device
     (see `composition` and `replay`), in batches. Of the exact ways to compose that hold for this processor,
     image and regions, the one measured fastest per masked image is used, and only where it beats running the
-    processor on each masked image (else `NotComposable`, and the session runs the processor, batched)."""
+    processor on each masked image (else `NotComposable`, and the session runs the processor per masked image
+    with batched forwards: `BatchedPixelScorer`)."""
 
     def __init__(self, handle: ModelHandle, sequence, regions, image: np.ndarray, batch_size=None, prepared=None,
                  against_processor: bool = True):
@@ -208,9 +209,12 @@ class MaskedInputScorer(_ModelScorer):
         if backend == "torchvision":  # outputs compared in the processor's units: float32 ulps, not levels
             builders.append((lambda: DeviceProcessorComposer(adapter.image_processor, adapter.nested_images, image,
                                                              labels, n), 1e-4))
-        if backend == "pillow" and _emulation_affordable(adapter, image):
-            builders.append((lambda: ResamplingComposer(adapter.pixel_values, image, labels, n), 0.5))
         exact, rejected = self._checked(builders, sequence, encode, masks)
+        replayed = next((c for c, _ in exact if isinstance(c, ReplayComposer)), None)
+        if backend == "pillow" and _emulation_affordable(adapter, image, replayed):
+            more, why = self._checked([(lambda: ResamplingComposer(adapter.pixel_values, image, labels, n), 0.5)],
+                                      sequence, encode, masks)
+            exact, rejected = exact + more, rejected + why
         if not exact:
             exact, more = self._checked([(lambda: RegionComposer(adapter.pixel_values, adapter.layout, image, labels,
                                                                  n), MAX_LEVEL_ERROR)], sequence, encode, masks)
@@ -239,8 +243,8 @@ class MaskedInputScorer(_ModelScorer):
                 composer.to(self.device)
                 error = composer.check(encode, masks)
                 if error > limit:
-                    raise NotComposable(f"composed inputs differ from the processor's by {error:.1f} levels "
-                                        f"(at most {limit:g} accepted)")
+                    raise NotComposable(f"composed inputs differ from the processor's by {error:.3g} "
+                                        f"{composer.error_units} (at most {limit:g} accepted)")
                 held.append((composer, error))
             except NotComposable as err:
                 rejected.append(str(err))
@@ -281,13 +285,17 @@ class MaskedInputScorer(_ModelScorer):
         return out
 
 
-def _emulation_affordable(adapter, image: np.ndarray) -> bool:
+def _emulation_affordable(adapter, image: np.ndarray, replayed=None) -> bool:
     """Whether Pillow's emulation builds in bounded time and memory: its sparse basis grows with the original
     image and its passes with the resized images, so it is tried only where both are small (a 13-tile InternVL
-    input from a 640x480 photo took 30 s and 4 GiB to set up)."""
+    input from a 640x480 photo took 30 s and 4 GiB to set up). The resizes come from the replay composer's
+    trace when it built (no second trace)."""
     if image.shape[0] * image.shape[1] > EMULATION_PIXELS:
         return False
-    resized = sum(c.size[0] * c.size[1] for c in trace_resizes(lambda im: adapter.pixel_values([im]), image))
+    if replayed is not None:
+        resized = replayed.resized_pixels
+    else:
+        resized = sum(c.size[0] * c.size[1] for c in trace_resizes(lambda im: adapter.pixel_values([im]), image))
     return resized <= EMULATION_PIXELS
 
 
@@ -295,8 +303,8 @@ EMULATION_PIXELS = 400_000
 
 
 class BatchedPixelScorer(_ModelScorer):
-    """The published steps (black out RGB pixels, run the processor on each masked image) with the processor
-    called once per batch and the forwards batched: the fallback where composition does not hold."""
+    """The published steps (black out RGB pixels, run the processor on each masked image) with the forwards
+    batched: the fallback where no composer holds or none is measured faster than the processor."""
 
     def __init__(self, handle: ModelHandle, sequence, regions, image: np.ndarray, batch_size=None, note: str = ""):
         super().__init__(handle, sequence, regions, 1)

@@ -58,19 +58,25 @@ class CompareView(W.VBox):
         self.layout.display = "none"  # shown once there is something to compare
 
     def show(self, left: Attribution, right: Attribution) -> None:
-        # One colour scale only where both maps are EAGLE gains; a baseline's own map has its own.
-        scale = shared_scale(left, right) if left.method_map is None and right.method_map is None else None
         for view, caption, result in ((self.left, self.left_caption, left), (self.right, self.right_caption, right)):
             if result.image is not None:
                 view.set_image(result.image)
-            view.show(result, scale)
             caption.value = markup("<span class='eagle-status'><b>{what}</b><br>insertion AUC {ins} (higher is "
                                    "better) · deletion AUC {dele} (lower is better)</span>", what=describe(result),
                                    ins=f"{result.insertion_auc:.3f}", dele=f"{result.deletion_auc:.3f}")
         self.results = (left, right)
-        self.stale = ""
-        self.title.value = f"<span class='eagle-status'>{self._title()}</span>"
+        self._draw()
         self.layout.display = ""
+
+    def _draw(self) -> None:
+        """Both maps and the title: one colour scale only where both are EAGLE gains in the same encoding."""
+        left, right = self.results
+        shared = left.method_map is None and right.method_map is None and self.left.encoding == self.right.encoding
+        scale = shared_scale(left, right) if shared else None
+        self.left.show(left, scale)
+        self.right.show(right, scale)
+        self.title.value = f"<span class='eagle-status'>{self._title()}</span>"
+        self.stale = ""
 
     def _title(self) -> str:
         left, right = self.results
@@ -79,15 +85,8 @@ class CompareView(W.VBox):
 
     def _on_encoding(self, _change) -> None:
         """A side switched between gain share and the paper's normalisation: redraw both, retitle truthfully."""
-        if self.results is None:
-            return
-        left, right = self.results
-        shared = left.method_map is None and right.method_map is None and self.left.encoding == self.right.encoding
-        scale = shared_scale(left, right) if shared else None
-        self.left.show(left, scale)
-        self.right.show(right, scale)
-        self.title.value = f"<span class='eagle-status'>{self._title()}</span>"
-        self.stale = ""
+        if self.results is not None:
+            self._draw()
 
     def mark_stale(self, why: str) -> None:
         """Keep the comparison on screen but say it no longer matches the Explorer's selection or controls."""
@@ -101,9 +100,8 @@ class CompareView(W.VBox):
 
     def mark_current(self) -> None:
         """Back to what was compared: the comparison holds again."""
-        if self.results is None or not self.stale:
-            return
-        self._on_encoding(None)
+        if self.results is not None and self.stale:
+            self._draw()
 
     def clear(self) -> None:
         self.results = None

@@ -122,6 +122,7 @@ class Explorer(W.VBox):
                                      layout=W.Layout(width="190px"))
         self._given_regions = None
         self._grids: dict = {}
+        self._compared = None  # (selection, settings) the comparison on screen was made with
         # Not a BoundedIntText: that clamps a typed 1 or 5000 without a word; out-of-range values are said.
         self.regions_control = W.IntText(value=regions, description="regions",
                                                 tooltip="how many SLICO superpixels to split the image "
@@ -462,7 +463,7 @@ class Explorer(W.VBox):
 
     def _check_comparison(self) -> None:
         """The comparison follows the selection and controls it was made with, or is marked out of date."""
-        compared = getattr(self, "_compared", None)
+        compared = self._compared
         if compared is None or self.comparison.results is None:
             return
         selection, params = compared
