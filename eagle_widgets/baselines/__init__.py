@@ -32,7 +32,7 @@ from .methods import (
 
 for _name, _cls in BASELINES.items():  # offered by every session (session.methods(), the Explorer's menu)
     register_method(_name, lambda session, request, cls=_cls: cls().explain(session, request).values,
-                    scale=_cls.scale)
+                    scale=_cls.scale, reads_internals=bool(set(_cls.needs) - {"regions"}))
 
 __all__ = [
     "BASELINES", "Baseline", "LlavaCAM", "RandomOrder", "RegionOcclusion", "SaliencyMap", "TokenActivationMap",

@@ -53,8 +53,13 @@ class Baseline:
 
     def check(self, session: ModelSession) -> None:
         """Raise `UnsupportedModel` when the session cannot provide what this method needs."""
+        if set(self.needs) <= {"regions"}:  # scored through the session's scorer: any session will do
+            if not hasattr(session, "scorer") or not hasattr(session, "request"):
+                raise InputError(f"{self.name} needs a session with a scorer, got {type(session).__name__}")
+            return
         if not isinstance(session, ModelSession):
-            raise InputError(f"{self.name} needs a ModelSession, got {type(session).__name__}")
+            raise UnsupportedModel(f"{self.name} reads the model's internals, which {type(session).__name__} does "
+                                   "not expose (a served model gives scores only); use random or occlusion")
         model = session.model
         if "gradients" in self.needs and not session.model_dtype.is_floating_point:
             raise UnsupportedModel(f"{self.name} needs gradients, but the model's weights are "
@@ -72,7 +77,7 @@ class Baseline:
         self.check(session)
         request = session.request(generation, tokens, regions, target_ids=target_ids)
         t0 = time.perf_counter()
-        with PeakMemory(session.device) as peak:
+        with PeakMemory(getattr(session, "device", "cpu")) as peak:
             values, token_values = self._compute(session, request)
         return SaliencyMap(self.name, np.asarray(values, dtype=np.float32), list(request.targets),
                            request.token_labels, dict(self.params), time.perf_counter() - t0, peak.bytes,

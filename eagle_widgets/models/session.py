@@ -19,7 +19,7 @@ from ..core.metrics import SENSITIVE_THRESHOLD
 from ..storage.cache import ResultCache, default_cache_dir, fingerprint
 from .adapters import Adapter, adapter_class_for
 from .composition import NotComposable
-from .methods import METHOD_SCALES, SALIENCY_METHODS, load_providers, saliency
+from .methods import METHOD_SCALES, METHODS_READING_INTERNALS, SALIENCY_METHODS, load_providers, saliency
 from .scoring import BatchedPixelScorer, MaskedInputScorer, ModelHandle, PixelSpaceScorer, TeacherForcedSequence
 
 _session_ids = itertools.count(1)
@@ -102,7 +102,150 @@ class ExplanationRequest:
         return [self.generation.tokens[t] for t in self.targets]
 
 
-class ModelSession:
+class SessionBase:
+    """What every session shares, whatever computes its scores: checking what to explain (answer positions,
+    regions, target ids), running the engine on the session's scorer off the calling thread with the disk cache,
+    the result's context, and the other methods scored like EAGLE. A subclass provides `generate`,
+    `teacher_force`, `reliance`, `token_id`, `scorer(request, path=, batch_size=)`, `identity` and `family`."""
+
+    name: str = ""
+    display_name: str = ""
+    id: int = 0
+    cache: ResultCache | None = None
+    # Methods that read the model's internals (gradients, hidden states) are offered only where they exist.
+    reads_internals: bool = True
+
+    def _init_regions(self) -> None:
+        self._slic_image, self._slic = None, {}  # SLICO label maps of the latest image, by region count
+
+    def targets(self, generation: Generation, tokens) -> list[int]:
+        """The selected answer positions (None or "all": every token), checked against this session's answer."""
+        if not isinstance(generation, Generation):
+            raise InputError(f"expected a Generation from session.generate(), got {type(generation).__name__}")
+        if generation.session_id != self.id:
+            raise InputError(f"this generation was made by another session ({generation.model_name!r}); "
+                             "explain it with the session that generated it")
+        n = len(generation.token_ids)
+        if tokens is None or (isinstance(tokens, str) and tokens == "all"):
+            return list(range(n))
+        return validation.token_indices(tokens, n)
+
+    def regions(self, generation: Generation, regions) -> RegionSet:
+        """The RegionSet for `regions` (an int d for SLICO, memoised for the latest generation; a RegionSet or a
+        label map, checked against the image)."""
+        if isinstance(regions, (int, np.integer)) and not isinstance(regions, bool):
+            regions = validation.region_count(regions)
+            # Memoised for the latest image, which is held here (an id could be reused once it is freed).
+            if self._slic_image is not generation.image:
+                self._slic_image, self._slic = generation.image, {}
+            if regions not in self._slic:
+                # SLICO on a copy at most SLIC_MAX_SIDE pixels wide (a 2688-px photo: 23 s at full size).
+                self._slic[regions] = RegionSet.slic(generation.image, n_segments=regions, max_side=SLIC_MAX_SIDE)
+            return self._slic[regions]
+        rs = RegionSet.coerce(regions)
+        if rs.shape != generation.image.shape[:2]:
+            h, w = generation.image.shape[:2]
+            raise InputError(f"the regions are {rs.shape[1]}x{rs.shape[0]} but the image is {w}x{h}")
+        return rs
+
+    def request(self, generation: Generation, tokens=None, regions=64, *, target_ids=None) -> ExplanationRequest:
+        """Check once what to explain: `tokens` of `generation` (None or "all": every token), over `regions`
+        (an int d for SLICO, a RegionSet or a label map), scoring `target_ids` instead of the generated ids when
+        given."""
+        if isinstance(generation, ExplanationRequest):
+            if generation.generation.session_id != self.id:
+                raise InputError("this request was made by another session; explain it with that session")
+            return generation
+        targets, ids = self._targets_and_ids(generation, tokens, target_ids)
+        return ExplanationRequest(generation, tuple(targets), tuple(ids), self.regions(generation, regions))
+
+    def _targets_and_ids(self, generation: Generation, tokens, target_ids) -> tuple[list[int], list[int]]:
+        targets = self.targets(generation, tokens)
+        ids = [generation.token_ids[t] for t in targets]
+        if target_ids is not None:
+            ids = [self.token_id(t) for t in (target_ids if isinstance(target_ids, (list, tuple)) else [target_ids])]
+            if len(ids) != len(targets):
+                raise InputError(f"target_ids has {len(ids)} entries for {len(targets)} selected tokens")
+        return targets, ids
+
+    def explain(self, generation: Generation, tokens=None, regions=64, mode: str = "exact", *,
+                lambda1: float = 1.0, lambda2: float = 1.0, batch_size: int | None = None, progress=None,
+                cancel=None, path: str = "fast", target_ids=None, use_cache: bool = True, **params) -> Attribution:
+        """EAGLE attribution of the selected tokens (indices into `generation.tokens`; None = every token).
+
+        Complete results go to the session's disk cache (see `load_session(cache=...)`) and come back from
+        it for the same model, image, prompt, answer, targets, regions, mode and parameters."""
+        request = self.request(generation, tokens, regions, target_ids=target_ids)
+        generation = request.generation
+        scorer = self.scorer(request, path=path, batch_size=batch_size)
+        key = None
+        if self.cache is not None and use_cache:
+            key = self.cache.key({
+                "model": self.identity, "image": generation.image, "prompt": generation.prompt_text,
+                "answer": generation.token_ids, "targets": list(request.targets),
+                "target_ids": list(request.target_ids), "regions": request.regions.labels, "mode": mode,
+                "lambda": [float(lambda1), float(lambda2)], "params": params, "path": self.path_label(path)})
+            cached = self.cache.get(key)
+            if cached is not None:
+                cached.image = generation.image
+                cached.from_cache = True
+                return cached
+        context = self._result_context(request, scorer, path)
+
+        def search(stop):
+            if hasattr(scorer, "watch_cancel"):  # a scorer that waits on others (a server) stops mid-batch too
+                scorer.watch_cancel(stop)
+            return attribute(scorer, request.regions, mode=mode, lambda1=lambda1, lambda2=lambda2,
+                             batch_size=scorer.batch_size, progress=progress, cancel=stop, context=context, **params)
+
+        result = off_the_calling_thread(search, cancel)
+        if key is not None:
+            self.cache.put(key, result)
+        return result
+
+    def _result_context(self, request: ExplanationRequest, scorer, path: str) -> dict:
+        """What a result says it explains (its AnswerContext), its token labels and image."""
+        generation = request.generation
+        answered = AnswerContext(
+            model=self.name, family=self.family, prompt=generation.prompt, answer=generation.text,
+            generated_tokens=tuple(generation.tokens), generated_ids=tuple(generation.token_ids),
+            targets=tuple(request.targets), target_ids=tuple(request.target_ids),
+            path=self.path_label(path), batch_size=scorer.batch_size, scoring=scorer.describe())
+        return {"token_labels": request.token_labels, "image": generation.image, "context": answered}
+
+    def path_label(self, path: str) -> str:
+        """How the scores were computed, as results record it."""
+        return path
+
+    def methods(self) -> list[str]:
+        """The attribution methods this session runs: EAGLE and every registered method it can serve (the
+        baselines register themselves, and are imported here on first use)."""
+        load_providers()
+        return ["eagle", *(m for m in SALIENCY_METHODS if self.reads_internals or m not in METHODS_READING_INTERNALS)]
+
+    def explain_method(self, generation, tokens=None, regions=64, *, method: str = "eagle",
+                       batch_size: int | None = None, **params) -> Attribution:
+        """EAGLE (`explain`), or another method's map scored like EAGLE: its regions revealed and removed in
+        the order of their mean map value (the region protocol), with the same scorer, so its map, curves
+        and AUCs compare directly with EAGLE's."""
+        if method == "eagle":
+            return self.explain(generation, tokens, regions, batch_size=batch_size, **params)
+        request = self.request(generation, tokens, regions)
+        values = saliency(method, self, request)
+        scorer = self.scorer(request, batch_size=batch_size)
+        context = self._result_context(request, scorer, "fast")
+        if hasattr(scorer, "watch_cancel"):
+            scorer.watch_cancel(None)
+        result = region_protocol(lambda _regions: scorer, request.regions, values, scorer.batch_size, mode=method,
+                                 context=context)
+        # The map drawn is the method's own (mean value per region), not gains along its order, which mostly
+        # measure the regions rather than the method.
+        result.method_map = MethodMap.from_region_scores(region_scores(request.regions, values),
+                                                         METHOD_SCALES.get(method, method))
+        return result
+
+
+class ModelSession(SessionBase):
     """A loaded vision-language model with its processor, ready to generate and explain."""
 
     def __init__(self, model, processor, *, name: str | None = None, batch_size: int | None = None,
@@ -129,7 +272,7 @@ class ModelSession:
         self.id = next(_session_ids)
         self._image_token_id = _image_token_id(config, self.tokenizer)
         _check_vocabulary(model, self.tokenizer, self._image_token_id, self.name)
-        self._slic_image, self._slic = None, {}  # SLICO label maps of the latest image, by region count
+        self._init_regions()
         self._token_maps: dict = {}
         self._composers: list = []  # (image, regions, composer or NotComposable, strategy), latest first
         self.revision = revision or getattr(config, "_commit_hash", None)
@@ -249,56 +392,6 @@ class ModelSession:
                 self._token_maps.pop(next(iter(self._token_maps)))
         return self._token_maps[key]
 
-    def targets(self, generation: Generation, tokens) -> list[int]:
-        """The selected answer positions (None or "all": every token), checked against this session's answer."""
-        if not isinstance(generation, Generation):
-            raise InputError(f"expected a Generation from session.generate(), got {type(generation).__name__}")
-        if generation.session_id != self.id:
-            raise InputError(f"this generation was made by another session ({generation.model_name!r}); "
-                             "explain it with the session that generated it")
-        n = len(generation.token_ids)
-        if tokens is None or (isinstance(tokens, str) and tokens == "all"):
-            return list(range(n))
-        return validation.token_indices(tokens, n)
-
-    def regions(self, generation: Generation, regions) -> RegionSet:
-        """The RegionSet for `regions` (an int d for SLICO, memoised for the latest generation; a RegionSet or a
-        label map, checked against the image)."""
-        if isinstance(regions, (int, np.integer)) and not isinstance(regions, bool):
-            regions = validation.region_count(regions)
-            # Memoised for the latest image, which is held here (an id could be reused once it is freed).
-            if self._slic_image is not generation.image:
-                self._slic_image, self._slic = generation.image, {}
-            if regions not in self._slic:
-                # SLICO on a copy at most SLIC_MAX_SIDE pixels wide (a 2688-px photo: 23 s at full size).
-                self._slic[regions] = RegionSet.slic(generation.image, n_segments=regions, max_side=SLIC_MAX_SIDE)
-            return self._slic[regions]
-        rs = RegionSet.coerce(regions)
-        if rs.shape != generation.image.shape[:2]:
-            h, w = generation.image.shape[:2]
-            raise InputError(f"the regions are {rs.shape[1]}x{rs.shape[0]} but the image is {w}x{h}")
-        return rs
-
-    def request(self, generation: Generation, tokens=None, regions=64, *, target_ids=None) -> ExplanationRequest:
-        """Check once what to explain: `tokens` of `generation` (None or "all": every token), over `regions`
-        (an int d for SLICO, a RegionSet or a label map), scoring `target_ids` instead of the generated ids when
-        given."""
-        if isinstance(generation, ExplanationRequest):
-            if generation.generation.session_id != self.id:
-                raise InputError("this request was made by another session; explain it with that session")
-            return generation
-        targets, ids = self._targets_and_ids(generation, tokens, target_ids)
-        return ExplanationRequest(generation, tuple(targets), tuple(ids), self.regions(generation, regions))
-
-    def _targets_and_ids(self, generation: Generation, tokens, target_ids) -> tuple[list[int], list[int]]:
-        targets = self.targets(generation, tokens)
-        ids = [generation.token_ids[t] for t in targets]
-        if target_ids is not None:
-            ids = [self.token_id(t) for t in (target_ids if isinstance(target_ids, (list, tuple)) else [target_ids])]
-            if len(ids) != len(targets):
-                raise InputError(f"target_ids has {len(ids)} entries for {len(targets)} selected tokens")
-        return targets, ids
-
     def scorer(self, generation: Generation, tokens=None, regions=64, *, path: str = "fast",
                target_ids=None, batch_size: int | None = None, strategy: str = "measured"):
         """The engine's Scorer for `tokens` of `generation` over `regions` (an int d for SLICO, a RegionSet or a
@@ -387,73 +480,6 @@ class ModelSession:
                                                                                 params[-1])]
             self._identity = fingerprint([self.name, self.revision, str(self.model_dtype), sample])
         return self._identity
-
-    def explain(self, generation: Generation, tokens=None, regions=64, mode: str = "exact", *,
-                lambda1: float = 1.0, lambda2: float = 1.0, batch_size: int | None = None, progress=None,
-                cancel=None, path: str = "fast", target_ids=None, use_cache: bool = True, **params) -> Attribution:
-        """EAGLE attribution of the selected tokens (indices into `generation.tokens`; None = every token).
-
-        Complete results go to the session's disk cache (see `load_session(cache=...)`) and come back from
-        it for the same model, image, prompt, answer, targets, regions, mode and parameters."""
-        request = self.request(generation, tokens, regions, target_ids=target_ids)
-        generation = request.generation
-        scorer = self.scorer(request, path=path, batch_size=batch_size)
-        key = None
-        if self.cache is not None and use_cache:
-            key = self.cache.key({
-                "model": self.identity, "image": generation.image, "prompt": generation.prompt_text,
-                "answer": generation.token_ids, "targets": scorer.sequence.targets,
-                "target_ids": scorer.sequence.target_ids.tolist(), "regions": scorer.regions.labels, "mode": mode,
-                "lambda": [float(lambda1), float(lambda2)], "params": params, "path": path})
-            cached = self.cache.get(key)
-            if cached is not None:
-                cached.image = generation.image
-                cached.from_cache = True
-                return cached
-        context = self._result_context(request, scorer, path)
-        result = off_the_calling_thread(
-            lambda stop: attribute(scorer, scorer.regions, mode=mode, lambda1=lambda1, lambda2=lambda2,
-                                   batch_size=scorer.batch_size, progress=progress, cancel=stop, context=context,
-                                   **params), cancel)
-        if key is not None:
-            self.cache.put(key, result)
-        return result
-
-    def _result_context(self, request: ExplanationRequest, scorer, path: str) -> dict:
-        """What a result says it explains (its AnswerContext), its token labels and image."""
-        generation = request.generation
-        answered = AnswerContext(
-            model=self.name, family=self.family, prompt=generation.prompt, answer=generation.text,
-            generated_tokens=tuple(generation.tokens), generated_ids=tuple(generation.token_ids),
-            targets=tuple(scorer.sequence.targets), target_ids=tuple(scorer.sequence.target_ids.tolist()),
-            path=path, batch_size=scorer.batch_size, scoring=scorer.describe())
-        return {"token_labels": [generation.tokens[t] for t in scorer.sequence.targets], "image": generation.image,
-                "context": answered}
-
-    def methods(self) -> list[str]:
-        """The attribution methods this session runs: EAGLE and every registered method (the baselines
-        register themselves, and are imported here on first use)."""
-        load_providers()
-        return ["eagle", *SALIENCY_METHODS]
-
-    def explain_method(self, generation, tokens=None, regions=64, *, method: str = "eagle",
-                       batch_size: int | None = None, **params) -> Attribution:
-        """EAGLE (`explain`), or another method's map scored like EAGLE: its regions revealed and removed in
-        the order of their mean map value (the region protocol), with the same scorer, so its map, curves
-        and AUCs compare directly with EAGLE's."""
-        if method == "eagle":
-            return self.explain(generation, tokens, regions, batch_size=batch_size, **params)
-        request = self.request(generation, tokens, regions)
-        values = saliency(method, self, request)
-        scorer = self.scorer(request, batch_size=batch_size)
-        context = self._result_context(request, scorer, "fast")
-        result = region_protocol(lambda _regions: scorer, request.regions, values, scorer.batch_size, mode=method,
-                                 context=context)
-        # The map drawn is the method's own (mean value per region), not gains along its order, which mostly
-        # measure the regions rather than the method.
-        result.method_map = MethodMap.from_region_scores(region_scores(request.regions, values),
-                                                         METHOD_SCALES.get(method, method))
-        return result
 
     def reliance(self, generation: Generation) -> Reliance:
         """p_t(image) and p_t(black) for every generated token, from one batch of two forward passes."""

@@ -222,5 +222,7 @@ def test_bad_baseline_requests(sessions, generations):
         explain_baseline("llava_cam", s, g, [0], layer=7)
     with pytest.raises(InputError, match="out of range"):
         explain_baseline("tam", s, g, [99])
-    with pytest.raises(InputError, match="needs a ModelSession"):
+    with pytest.raises(InputError, match="reads the model's internals, which object does not expose"):
         explain_baseline("tam", object(), g, [0])
+    with pytest.raises(InputError, match="occlusion needs a session with a scorer, got object"):
+        explain_baseline("occlusion", object(), g, [0])
