@@ -14,8 +14,9 @@ ROOMS = {
     "models": {"core", "storage"},
     "baselines": {"core", "models"},
     "widgets": {"core", "display", "storage"},
-    "evaluation": {"core", "display", "models", "storage", "demo", "widgets"},
+    "evaluation": {"core", "display", "models", "storage", "demo", "widgets", "served"},
     "demo": {"core", "models", "storage"},
+    "served": {"core", "models", "storage"},
 }
 ENGINE_FORBIDDEN = ("matplotlib", "transformers", "ipywidgets", "anywidget", "traitlets", "IPython", "ray")
 

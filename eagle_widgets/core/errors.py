@@ -13,6 +13,11 @@ class ScorerError(EagleError, RuntimeError):
     """A scorer returned something the engine cannot use."""
 
 
+class Cancelled(EagleError):
+    """The caller cancelled: the engine stops between batches, and a scorer that waits on others (a server)
+    may raise it mid-batch; either way the search returns what it measured."""
+
+
 class BundleError(EagleError, OSError):
     """A saved result could not be written or read."""
 

@@ -11,7 +11,7 @@ import torch
 
 from . import validation
 from .attribution import Attribution
-from .errors import InputError, ScorerError
+from .errors import Cancelled, InputError, ScorerError
 from .regions import RegionSet
 
 MODES = ("exact", "efficient", "early_stop")
@@ -48,10 +48,6 @@ class ProgressUpdate:
         return self.elapsed_s * max(0, self.total_evaluations - self.evaluations) / self.evaluations
 
 
-class _Cancelled(Exception):
-    pass
-
-
 class _Evaluator:
     """Calls the scorer in batches, validates what it returns, counts rows and time, honours cancel."""
 
@@ -75,7 +71,7 @@ class _Evaluator:
         outs = []
         for start in range(0, visible.shape[0], self.batch_size):
             if self.cancelled():
-                raise _Cancelled
+                raise Cancelled
             chunk = visible[start:start + self.batch_size]
             t0 = time.perf_counter()
             out = self.scorer(chunk)
@@ -186,7 +182,7 @@ class _Search:
 
     def result(self, order: list[int], params: dict, complete: bool) -> Attribution:
         if self.p_full is None:  # cancelled before anything was measured
-            raise _Cancelled
+            raise Cancelled
         if complete:
             ins, dele = self.trajectory(order)
         else:
@@ -276,10 +272,24 @@ def attribute(scorer, regions, mode: str = "exact", lambda1: float = 1.0, lambda
         search.endpoints()
         run(search, order, **params)
         return search.result(order, params, complete=True)
-    except _Cancelled:
+    except Cancelled:
         if search.p_full is None:
             return _empty_result(search, params)
         return search.result(order, params, complete=False)
+
+
+def expected_evaluations(num_regions: int, mode: str = "exact", **mode_params) -> int:
+    """How many masked images a search scores (exact for "exact" and "efficient"; a lower bound for
+    "early_stop", whose window steps depend on the scores): what a paid API or a busy server is told first."""
+    if mode not in MODES:
+        raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    n = validation.integer(num_regions, "num_regions", minimum=2)
+    params = {**DEFAULT_PARAMS[mode], **mode_params}
+    if mode == "exact":
+        return n * (n + 1)
+    if mode == "efficient":
+        return _efficient_estimate(n, params["search_scope"], params["pending_samples"], params["update_step"])
+    return 2 + 4 * n
 
 
 def attribute_order(scorer, regions, order, *, batch_size: int = 64, mode: str = "given order",

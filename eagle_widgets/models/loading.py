@@ -12,14 +12,24 @@ from .session import ModelSession
 
 def load_session(model, processor=None, *, device: str | None = None, dtype: str | torch.dtype = "auto",
                  device_map=None, trust_remote_code: bool = False, revision: str | None = None,
-                 batch_size: int | None = None, cache=True) -> ModelSession:
-    """A `ModelSession` from a model id, a local folder, or an already loaded `(model, processor)`.
+                 batch_size: int | None = None, cache=True, **server_options):
+    """A `ModelSession` from a model id, a local folder, or an already loaded `(model, processor)`; or, for a
+    server's address ("http://host:8000/v1"), a `ServedSession` on the model it serves (`served_model=` names
+    one of several; other options as `eagle_widgets.served.ServedSession`).
 
     `device` defaults to CUDA when available; `dtype` is "auto" (bfloat16 on CUDA, float32 on CPU),
     a name such as "float16", or a torch dtype; `device_map` is passed to `from_pretrained`.
     `cache`: True (the default folder, `eagle_widgets.storage.default_cache_dir()`), a folder, a
     `ResultCache`, or False for none.
     """
+    if isinstance(model, str) and model.startswith(("http://", "https://")):
+        import importlib
+
+        served = importlib.import_module("eagle_widgets.served")  # that room builds on this one
+        return served.load_served_session(model, server_options.pop("served_model", None), batch_size=batch_size,
+                                          cache=cache, **server_options)
+    if server_options:
+        raise InputError(f"{', '.join(sorted(server_options))}: options for a served model (an http:// address)")
     if isinstance(model, tuple):
         if len(model) != 2:
             raise InputError("pass a (model, processor) pair")

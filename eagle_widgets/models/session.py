@@ -276,7 +276,7 @@ class ModelSession(SessionBase):
         self._token_maps: dict = {}
         self._composers: list = []  # (image, regions, composer or NotComposable, strategy), latest first
         self.revision = revision or getattr(config, "_commit_hash", None)
-        self.cache = _open_cache(cache)
+        self.cache = open_result_cache(cache)
         self._identity: str | None = None
 
     # -- properties ---------------------------------------------------------------------------
@@ -526,7 +526,7 @@ def off_the_calling_thread(search, cancel=None):
     return box["result"]
 
 
-def _open_cache(cache) -> ResultCache | None:
+def open_result_cache(cache) -> ResultCache | None:
     """True: the default folder (none if $EAGLE_WIDGETS_CACHE is "off"; none, with a warning, if the folder is not
     writable); a folder or a ResultCache: that one (an unusable folder raises); False/None: no disk cache."""
     if cache is None or cache is False:
