@@ -51,3 +51,26 @@ def pytest_configure(config):
     if expected and image_backend() != expected:
         raise pytest.UsageError(f"EAGLE_EXPECT_BACKEND={expected} but this environment's image processors use "
                                 f"{image_backend()}")
+
+
+def pytest_collection_modifyitems(config, items):
+    import vllm_server
+
+    wanting = [item for item in items if vllm_server.needs_server(item)]
+    if not wanting or os.environ.get("EAGLE_VLLM_URL"):
+        return
+    if vllm_server.vllm_python() is None:
+        if os.environ.get("EAGLE_EXPECT_VLLM"):
+            raise pytest.UsageError("EAGLE_EXPECT_VLLM is set but there is no vLLM (make install-vllm, or set "
+                                    "EAGLE_VLLM_PYTHON)")
+        skip = pytest.mark.skip(reason="no vLLM here: `make install-vllm` (or set EAGLE_VLLM_PYTHON)")
+        for item in wanting:
+            item.add_marker(skip)
+        return
+    vllm_server.start()  # boots while the tests before these run
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import vllm_server
+
+    vllm_server.stop()

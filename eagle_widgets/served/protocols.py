@@ -215,12 +215,11 @@ class VLLMChat(ScoringProtocol):
                               f"entries) do not match the prompt's {len(prompt_ids)} token ids")
         tail = prompt_ids[-len(ids):]
         if tail != ids:
-            first = next((i for i, (a, b) in enumerate(zip(tail, ids)) if a != b), 0)
             raise ServerError(
-                f"{where}: the server tokenises the answer to other ids than the answer's (position {first}: "
-                f"{tail[first] if first < len(tail) else '?'} instead of {ids[first]}), so its scores would be "
-                "for another token sequence. This happens when a model generates tokens its tokenizer would "
-                "not produce from the text; explain a given answer (session.teacher_force) instead")
+                f"{where}: the server tokenises the answer to other ids than the answer's (its prompt ends "
+                f"{_ids(tail)}, the answer is {_ids(ids)}), so its scores would be for another token sequence. This "
+                "happens when a model generates tokens its tokenizer would not produce from the text; explain a "
+                "given answer (session.teacher_force) instead")
         return [{str(k): v for k, v in (e or {}).items()} for e in entries[-len(ids):]]
 
     def _read(self, data: dict, ids: list[int], where: str) -> list[float]:
@@ -379,6 +378,10 @@ class TopKContinuation(ScoringProtocol):
 
     def describe(self) -> dict:
         return {**super().describe(), "top_k": self.top_k}
+
+
+def _ids(ids: list[int], most: int = 12) -> str:
+    return str(ids) if len(ids) <= most else f"[... {', '.join(map(str, ids[-most:]))}]"
 
 
 def _count(tally: dict | None, name: str, n: int) -> None:
