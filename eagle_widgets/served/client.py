@@ -20,6 +20,10 @@ class ServerError(EagleError, RuntimeError):
     """The server could not be reached, refused a request, or answered something unusable."""
 
 
+class ServerUnreachable(ServerError):
+    """No answer at all: the connection failed or timed out on every try."""
+
+
 class ServerClient:
     """JSON over HTTP to one server (`base_url`, e.g. "http://host:8000"), used from many threads.
 
@@ -131,7 +135,7 @@ class ServerClient:
                     raise Cancelled("cancelled")
                 time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
         tries = f"after {self.retries + 1} tries" if self.retries else "(no retries)"
-        raise ServerError(f"{where} failed {tries}: {last}")
+        raise (ServerError if last.startswith("HTTP") else ServerUnreachable)(f"{where} failed {tries}: {last}")
 
 
 def _json(response, where: str) -> dict:

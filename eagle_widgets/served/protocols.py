@@ -170,8 +170,9 @@ class VLLMChat(ScoringProtocol):
         seq = prepared.sequences[0]
         with_image, without = client.post_many(self.path, [self._body(model, image_url, prompt, seq["text"]),
                                                             self._body(model, None, prompt, seq["text"])])
-        n_with = len(_field(with_image, "prompt_token_ids", "checking the image"))
-        n_without = len(_field(without, "prompt_token_ids", "checking the image"))
+        where = "checking the image (vLLM returns prompt_token_ids with return_token_ids)"
+        n_with = len(_field(with_image, "prompt_token_ids", where))
+        n_without = len(_field(without, "prompt_token_ids", where))
         if n_with <= n_without:
             raise ServerError(f"the server dropped the image: the prompt with it is {n_with} tokens, without it "
                               f"{n_without}; is {model} a vision-language model, and does the server accept images "
@@ -246,14 +247,15 @@ class SGLangGenerate(ScoringProtocol):
             raise InputError("SGLang's native API takes templated text: pass tokenizer= the model's tokenizer or "
                              "processor (a folder or id that transformers loads), whose chat template the server "
                              "uses")
-        self.tokenizer = tokenizer
+        self.templater = tokenizer  # a processor's template places the image; its tokenizer reads text
+        self.tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
 
     def _text(self, prompt: str, answer_text: str | None) -> str:
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
         if answer_text is None:
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            return self.templater.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         messages.append({"role": "assistant", "content": [{"type": "text", "text": answer_text}]})
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, continue_final_message=True)
+        return self.templater.apply_chat_template(messages, tokenize=False, continue_final_message=True)
 
     def _decode(self, ids) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=False)

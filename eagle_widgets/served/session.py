@@ -21,7 +21,7 @@ from ..core.errors import InputError, UnsupportedModel
 from ..core.images import as_rgb_uint8
 from ..models.session import ExplanationRequest, Generation, Reliance, SessionBase, open_result_cache
 from ..storage.cache import fingerprint
-from .client import ServerClient, ServerError
+from .client import ServerClient, ServerError, ServerUnreachable
 from .protocols import PROTOCOLS, Answer, Prepared, ScoringProtocol, SGLangGenerate, TopKContinuation, VLLMChat
 
 _served_ids = itertools.count(1_000_001)  # apart from local sessions' ids
@@ -116,14 +116,15 @@ class ServedSession(SessionBase):
     reads_internals = False
 
     def __init__(self, url: str, model: str | None = None, *, api: str = "auto", api_key: str | None = None,
-                 max_in_flight: int = 8, retries: int = 4, timeout_s: float = 120.0, top_k: int = 20,
+                 max_in_flight: int = 8, retries: int = 4, timeout_s: float = 120.0, backoff_s: float = 0.5,
+                 top_k: int = 20,
                  tokenizer=None, batch_size: int | None = None, cache=True, max_calls: int = DEFAULT_MAX_CALLS,
                  transport=None):
         if api not in ("auto", *PROTOCOLS):
             raise InputError(f"api must be 'auto', {', '.join(repr(p) for p in PROTOCOLS)}; got {api!r}")
         self.url = url.rstrip("/")
         self.client = ServerClient(server_root(url), api_key=api_key, max_in_flight=max_in_flight,
-                                   retries=retries, timeout_s=timeout_s, transport=transport)
+                                   retries=retries, timeout_s=timeout_s, backoff_s=backoff_s, transport=transport)
         self.max_calls = validation.integer(max_calls, "max_calls", minimum=1)
         if batch_size is not None:
             validation.integer(batch_size, "batch_size", minimum=1)
@@ -147,6 +148,8 @@ class ServedSession(SessionBase):
     def _detect_api(self) -> str:
         try:
             data = self.client.get("/version")
+        except ServerUnreachable:
+            raise
         except ServerError:
             data = {}
         if isinstance(data.get("version"), str):
