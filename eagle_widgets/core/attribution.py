@@ -168,6 +168,13 @@ class Attribution:
         return self.regions.n
 
     @property
+    def approximation(self) -> str:
+        """What the scores approximate, for results scored approximately (an API that returns only top-k
+        log-probabilities of generated tokens); "" for exact results."""
+        scoring = self.context.scoring if self.context is not None else {}
+        return "" if scoring.get("exact", True) else str(scoring.get("approximation") or "approximate scores")
+
+    @property
     def insertion(self) -> np.ndarray:
         """Mean insertion curve over the target tokens."""
         return self.insertion_tokens.mean(axis=1)

@@ -19,6 +19,10 @@ def plain(text: str) -> str:
     return str(text).replace("$", r"\$")
 
 
+def approximation_note(result: Attribution) -> str:
+    return f"APPROXIMATE scores: {result.approximation}." if result.approximation else ""
+
+
 def reliance_colour(v) -> tuple:
     if v is None or not np.isfinite(v):
         return (0.78, 0.78, 0.78)
@@ -100,6 +104,7 @@ def explanation_figure(image, tokens, reliance, result: Attribution | None = Non
         curves.legend(loc="center right", fontsize=8)
         labels = ", ".join(repr(t) for t in (result.token_labels or []))
         curves.set_title(plain(f"{labels}{partial}"), fontsize=9)
+        note = " ".join(n for n in (approximation_note(result), note) if n)
         if note:
             fig.text(0.01, 0.01, plain(note), fontsize=8, color="#a05a00", wrap=True)
     else:
@@ -184,6 +189,8 @@ def attribution_figure(result: Attribution, path=None, *, reliance=None, correct
         draw_token_strip(strip, tokens, reliance, selection=set(targets), fontsize=9)
     else:
         strip.set_axis_off()
+    if result.approximation:
+        fig.text(0.01, 0.0, plain(approximation_note(result)), fontsize=7, color="#a05a00", wrap=True)
     if corrected_target:
         strip.set_title(plain(f"model answered {', '.join(repr(tokens[t]) for t in targets if t < len(tokens))}; "
                               f"explained: {label}"), fontsize=8, loc="left")

@@ -21,6 +21,9 @@ def shared_scale(*results: Attribution) -> float | None:
 
 def compare_title(left: Attribution, right: Attribution, encoding: str) -> str:
     """What the two colour scales of a comparison are, truthfully."""
+    if bool(left.approximation) != bool(right.approximation):
+        return ("<b>Not comparable</b>: one result's scores are approximate (a top-k API), the other's exact; "
+                "neither the maps nor the AUCs compare.")
     own = [r for r in (left, right) if r.method_map is not None]
     if not own and encoding == "gain":
         return "<b>Compared</b> on one colour scale: 1 = the largest gain any region added in either map."
@@ -36,7 +39,7 @@ def compare_title(left: Attribution, right: Attribution, encoding: str) -> str:
 
 def describe(result: Attribution) -> str:
     how = result.mode if result.mode not in ("exact", "efficient", "early_stop") else f"eagle ({result.mode})"
-    return f"{selection_label(result.token_labels)} · {how}"
+    return f"{selection_label(result.token_labels)} · {how}{' · APPROXIMATE scores' if result.approximation else ''}"
 
 
 class CompareView(W.VBox):

@@ -15,7 +15,8 @@ class ExplorerSession(Protocol):
     to explain (a selection and regions: a SLICO count, a RegionSet or a label map) and returns an object
     with `token_labels` and `regions`; `explain` runs EAGLE on it with `progress` and `cancel` and returns
     an Attribution whose `token_labels` name the selection. Optional: `methods()` and `explain_method`
-    (other attribution methods, offered in the Explorer's method menu).
+    (other attribution methods, offered in the Explorer's method menu); `exact` (False for approximate scores)
+    with `cost(request, mode=..., **params)` (the calls an approximate explanation will make, said first).
     """
 
     name: str

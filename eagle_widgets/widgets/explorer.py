@@ -19,7 +19,7 @@ from ..core.errors import EagleError, InputError
 from ..core.images import load_image
 from ..core.metrics import SENSITIVE_THRESHOLD
 from ..core.regions import RegionSet
-from ..core.search import MODES
+from ..core.search import DEFAULT_PARAMS, MODES
 from .compare import CompareView
 from .contract import ExplorerSession
 from .markup import markup
@@ -501,6 +501,7 @@ class Explorer(W.VBox):
         try:
             request = self.session.request(self.generation, selection, self._regions_for(params))
             label = selection_label(request.token_labels)
+            self._say_cost(request, params, label)
             result = self._explain(request, params, cancel,
                                    progress=lambda update: self._on_progress(update, label, request.regions))
         except Exception as err:  # keep the kernel alive and say what went wrong in the widget
@@ -525,6 +526,17 @@ class Explorer(W.VBox):
         source = "From the disk cache" if result.from_cache else \
             f"Done in {time.perf_counter() - started:.1f} s"
         self._show(result, f"{source}: {summary(result)}", key)
+
+    def _say_cost(self, request, params: dict, label: str) -> None:
+        """Before an approximate session (a paid, rate-limited API) starts: how many calls it will make."""
+        cost = getattr(self.session, "cost", None)
+        if getattr(self.session, "exact", True) or not callable(cost) or params["method"] != "eagle":
+            return
+        own = {k: v for k, v in params.items() if k in DEFAULT_PARAMS[params["mode"]]}
+        c = cost(request, mode=params["mode"], **own)
+        calls = f"{'at least ' if c['at_least'] else ''}{c['requests']:,} API calls"
+        self._set_status(f"Explaining {label} with APPROXIMATE scores (top-k API): {calls} "
+                         f"({c['masked_images']:,} masked images)…")
 
     def _explain(self, request, params: dict, cancel: threading.Event, progress=None) -> Attribution:
         """The explanation of a checked request with these controls: EAGLE, or a baseline's map scored like

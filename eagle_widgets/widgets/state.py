@@ -21,10 +21,12 @@ def legend(encoding: str, result: Attribution | None = None, scores=None, scale:
 
 
 def method_label(result: Attribution) -> str:
-    """The method and mode a result was computed with, as people name them."""
+    """The method and mode a result was computed with, as people name them (approximate scores say so)."""
+    approximate = " · APPROXIMATE scores (top-k API)" if result.approximation else ""
     if result.method_map is not None:
-        return f"{result.mode} (its own map; curves scored like EAGLE's)"
-    return f"eagle, {result.mode}" if result.mode in ("exact", "efficient", "early_stop") else result.mode
+        return f"{result.mode} (its own map; curves scored like EAGLE's){approximate}"
+    how = f"eagle, {result.mode}" if result.mode in ("exact", "efficient", "early_stop") else result.mode
+    return how + approximate
 
 
 def selection_label(tokens) -> str:
@@ -104,6 +106,7 @@ def summary(result: Attribution) -> str:
     """One line that names the selection and its own numbers."""
     partial = "" if result.complete else \
         f" (partial: {len(result.order)}/{result.num_regions} regions, AUCs of the ranked part only)"
+    approximate = f". APPROXIMATE: {result.approximation}" if result.approximation else ""
     return (f"{selection_label(result.token_labels)}: {result.mode}, {result.num_regions} regions, "
             f"{result.evaluations} evaluations, insertion AUC {result.insertion_auc:.3f}, deletion AUC "
-            f"{result.deletion_auc:.3f}{partial}")
+            f"{result.deletion_auc:.3f}{partial}{approximate}")

@@ -155,3 +155,35 @@ def test_the_top_k_approximation_reproduces_the_reference_and_says_so():
         s.token_id(" red")
     with pytest.raises(InputError, match="top_k must be 1..20"):
         session(FakeOpenAI(), api="openai-topk", top_k=50)
+
+
+def test_the_explorer_and_its_export_on_a_served_model(tmp_path):
+    from eagle_widgets.widgets import Explorer
+
+    s = session(FakeVLLM())
+    explorer = Explorer(s, IMAGE, PROMPT, answer="a red circle", regions=4, mode="exact")
+    assert explorer.method_control.options == ("eagle", "random", "occlusion")
+    explorer.select([1]).wait()
+    assert explorer.state == "done" and explorer.result.context.path == "served"
+    assert "APPROXIMATE" not in explorer.heatmap.caption
+    page = explorer.export_html(tmp_path / "served.html").read_text()
+    assert "(served)" in page
+
+
+def test_approximate_results_are_labelled_in_the_explorer_export_and_figures(tmp_path):
+    from eagle_widgets.display import attribution_figure
+    from eagle_widgets.widgets import Explorer
+    from eagle_widgets.widgets.compare import compare_title
+
+    s = session(FakeOpenAI(), api="openai-topk")
+    with pytest.warns(ApproximateScoring):
+        explorer = Explorer(s, IMAGE, PROMPT, regions=4, mode="exact")
+        explorer.select([0, 1]).wait()
+    assert "APPROXIMATE scores" in explorer.heatmap.caption and "APPROXIMATE" in explorer.status.value
+    page = explorer.export_html(tmp_path / "approx.html").read_text()
+    assert "APPROXIMATE scores (top-k API)" in page and "(served, approximate)" in page
+    fig = attribution_figure(explorer.result)
+    assert any("APPROXIMATE scores: top-20 continuation" in t.get_text() for t in fig.texts)
+    exact = session(FakeVLLM())
+    other = exact.explain(exact.teacher_force(IMAGE, PROMPT, "a red circle"), tokens=[0], regions=4)
+    assert "Not comparable" in compare_title(explorer.result, other, "gain")
