@@ -52,13 +52,14 @@ def _output_folder(out: Path) -> Path:
     return out
 
 
-def _explain(session, image, prompt, out: Path, tokens, words, mode, regions, max_new_tokens) -> int:
+def _explain(session, image, prompt, out: Path, tokens, words, mode, regions, max_new_tokens, answer=None) -> int:
     from .core.errors import InputError
 
     if tokens and words:
         raise InputError("give --tokens or --words, not both")
     out = _output_folder(out)
-    gen = session.generate(image, prompt, max_new_tokens=max_new_tokens)
+    gen = session.teacher_force(image, prompt, answer) if answer is not None else \
+        session.generate(image, prompt, max_new_tokens=max_new_tokens)
     print(f"Q: {prompt}\nA: {gen.text}")
     print("tokens: " + " ".join(f"[{i}]{t!r}" for i, t in enumerate(gen.tokens)))
     reliance = session.reliance(gen)
@@ -78,7 +79,8 @@ def _evaluate(args) -> int:
 
     options = EvaluationOptions(model=args.model, mode=args.mode, regions=args.regions, lambda1=args.lambda1,
                                 lambda2=args.lambda2, batch_size=args.batch_size, dtype=args.dtype,
-                                device=args.device, max_new_tokens=args.max_new_tokens)
+                                device=args.device, max_new_tokens=args.max_new_tokens,
+                                served_model=args.served_model, api=args.api, max_in_flight=args.max_in_flight)
     summary = evaluate(args.manifest, args.out, options, backend=args.backend, workers=args.workers,
                        address=args.address)
     print(format_summary(summary, options))
@@ -125,7 +127,10 @@ def main(argv=None) -> int:
     ex = sub.add_parser("explain", parents=[common], help="explain a model's answer about an image")
     ex.add_argument("--image", type=Path, required=True)
     ex.add_argument("--prompt", required=True)
-    ex.add_argument("--model", default=None, help="Hugging Face model id or folder (default: the demo model)")
+    ex.add_argument("--model", default=None, help="Hugging Face model id or folder, or a server's address "
+                    "(http://host:8000/v1); default: the demo model")
+    ex.add_argument("--answer", default=None, help="explain this given answer (teacher forced) instead of "
+                    "generating one")
     ex.add_argument("--device", default=None)
     ex.add_argument("--dtype", default="auto")
     ex.add_argument("--tokens", type=int, nargs="*", help="indices of the answer tokens (default: all)")
@@ -135,7 +140,8 @@ def main(argv=None) -> int:
     ev = sub.add_parser("evaluate", help="explain every sample of a dataset manifest (resumable)")
     ev.add_argument("manifest", type=Path, help="a JSONL manifest (see docs/datasets.md)")
     ev.add_argument("--out", type=Path, required=True, help="results folder (a killed run resumes from it)")
-    ev.add_argument("--model", default="demo", help="'demo', a model folder or a Hugging Face id")
+    ev.add_argument("--model", default="demo", help="'demo', a model folder, a Hugging Face id, or a server's "
+                    "address (http://host:8000/v1)")
     ev.add_argument("--mode", default="exact", choices=list(MODES))
     ev.add_argument("--regions", type=int, default=64, help="number of SLICO superpixels (d)")
     ev.add_argument("--lambda1", type=float, default=1.0)
@@ -148,6 +154,13 @@ def main(argv=None) -> int:
     ev.add_argument("--workers", type=int, default=None, help="local: processes (default one per GPU, else 1); "
                     "ray: actors (default one per GPU, else one per CPU)")
     ev.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
+    for p in (ex, ev):  # a served model (--model http://...)
+        p.add_argument("--served-model", default=None, help="served: the model's name on the server (default: its "
+                       "only model)")
+        p.add_argument("--api", default="auto", choices=["auto", "vllm", "sglang", "openai-topk"],
+                       help="served: the server's API (auto: vLLM or SGLang; openai-topk is approximate); an API "
+                       "key is read from $EAGLE_WIDGETS_API_KEY")
+        p.add_argument("--max-in-flight", type=int, default=8, help="served: requests at once")
     ds = sub.add_parser("dataset", help="write a dataset manifest: demo scenes, COCO or the authors' files")
     ds.add_argument("source", choices=["demo", "coco", "authors"])
     ds.add_argument("--out", type=Path, required=True, help="folder for manifest.jsonl (and images, masks)")
@@ -183,10 +196,13 @@ def main(argv=None) -> int:
             from .demo import load_demo_session
 
             session = load_demo_session(device=args.device or "cpu")
+        elif args.model.startswith(("http://", "https://")):
+            session = load_session(args.model, served_model=args.served_model, api=args.api,
+                                   max_in_flight=args.max_in_flight)
         else:
             session = load_session(args.model, device=args.device, dtype=args.dtype)
         return _explain(session, image, args.prompt, args.out, args.tokens, args.words, args.mode, args.regions,
-                        args.max_new_tokens)
+                        args.max_new_tokens, args.answer)
     except EagleError as err:
         print(f"eagle-widgets: {err}", file=sys.stderr)
         return 2

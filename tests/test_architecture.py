@@ -14,7 +14,7 @@ ROOMS = {
     "models": {"core", "storage"},
     "baselines": {"core", "models"},
     "widgets": {"core", "display", "storage"},
-    "evaluation": {"core", "display", "models", "storage", "demo", "widgets", "served"},
+    "evaluation": {"core", "display", "models", "storage", "demo", "widgets"},
     "demo": {"core", "models", "storage"},
     "served": {"core", "models", "storage"},
 }

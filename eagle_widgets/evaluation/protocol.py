@@ -29,6 +29,10 @@ class EvaluationOptions:
     dtype: str = "auto"
     device: str | None = None
     max_new_tokens: int = 32
+    # A served model (`model` is a server's address): its name there, the API, requests in flight per worker.
+    served_model: str | None = None
+    api: str = "auto"
+    max_in_flight: int = 8
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -38,6 +42,7 @@ class EvaluationOptions:
         validation.integer(self.max_new_tokens, "max_new_tokens", minimum=1)
         if self.batch_size is not None:
             validation.integer(self.batch_size, "batch_size", minimum=1)
+        validation.integer(self.max_in_flight, "max_in_flight", minimum=1)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,7 +61,14 @@ class EvaluationOptions:
                                      **({} if self.dtype == "auto" else {"dtype": self.dtype}))
         from ..models import load_session
 
+        if self.served:
+            return load_session(self.model, batch_size=self.batch_size, cache=False, served_model=self.served_model,
+                                api=self.api, max_in_flight=self.max_in_flight)
         return load_session(self.model, device=device, dtype=self.dtype, batch_size=self.batch_size, cache=False)
+
+    @property
+    def served(self) -> bool:
+        return self.model.startswith(("http://", "https://"))
 
 
 def _answer(session, sample: Sample, image, options: EvaluationOptions):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import itertools
+import os
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -111,7 +112,7 @@ class ServedScorer:
 class ServedSession(SessionBase):
     """A model behind a server, explained through the session interface. `api`: "vllm" (exact), "sglang" (exact;
     needs `tokenizer`), "openai-topk" (approximate, labelled so) or "auto" (vLLM or SGLang, by asking the server;
-    an approximation is never chosen for you)."""
+    an approximation is never chosen for you). `api_key` defaults to $EAGLE_WIDGETS_API_KEY."""
 
     reads_internals = False
 
@@ -123,6 +124,8 @@ class ServedSession(SessionBase):
         if api not in ("auto", *PROTOCOLS):
             raise InputError(f"api must be 'auto', {', '.join(repr(p) for p in PROTOCOLS)}; got {api!r}")
         self.url = url.rstrip("/")
+        # The key from the environment when not given: it never goes into saved options or results.
+        api_key = api_key or os.environ.get("EAGLE_WIDGETS_API_KEY")
         self.client = ServerClient(server_root(url), api_key=api_key, max_in_flight=max_in_flight,
                                    retries=retries, timeout_s=timeout_s, backoff_s=backoff_s, transport=transport)
         self.max_calls = validation.integer(max_calls, "max_calls", minimum=1)

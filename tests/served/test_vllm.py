@@ -109,3 +109,41 @@ def test_the_approximate_path_is_labelled_and_counted(vllm_url, image):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             topk.explain(g, regions=4, mode="exact", max_calls=10)
+
+
+def test_the_cli_explains_a_served_model(vllm_url, image, tmp_path):
+    import json
+
+    from eagle_widgets.cli import main
+    from eagle_widgets.core import load_attribution
+    from PIL import Image
+
+    Image.fromarray(image).save(tmp_path / "photo.png")
+    code = main(["explain", "--image", str(tmp_path / "photo.png"), "--prompt", PROMPT, "--answer", "a red circle",
+                 "--model", vllm_url, "--regions", "4", "--mode", "exact", "--words", "circle",
+                 "--out", str(tmp_path / "out")])
+    assert code == 0
+    result = load_attribution(tmp_path / "out" / "attribution.eagle")
+    assert result.context.scoring["api"] == "vllm" and result.token_labels == [" circle"]
+    assert json.loads((tmp_path / "out" / "answer.json").read_text())["answer"] == "a red circle"
+    assert main(["explain", "--image", str(tmp_path / "photo.png"), "--prompt", PROMPT, "--model", vllm_url,
+                 "--served-model", "nope", "--out", str(tmp_path / "o2")]) == 2
+
+
+def test_evaluate_runs_a_dataset_on_the_served_model(vllm_url, image, tmp_path):
+    import csv
+    import json
+
+    from eagle_widgets.cli import main
+    from PIL import Image
+
+    Image.fromarray(image).save(tmp_path / "photo.png")
+    samples = [{"id": "caption", "image": "photo.png", "prompt": PROMPT, "answer": "a red circle"},
+               {"id": "wrong", "image": "photo.png", "prompt": PROMPT, "answer": "a red star", "tokens": [3],
+                "correct_answer": " circle"}]
+    (tmp_path / "manifest.jsonl").write_text("\n".join(json.dumps(s) for s in samples))
+    code = main(["evaluate", str(tmp_path / "manifest.jsonl"), "--out", str(tmp_path / "run"), "--model", vllm_url,
+                 "--regions", "4", "--max-in-flight", "4"])
+    rows = {r["id"]: r for r in csv.DictReader((tmp_path / "run" / "results.csv").open())}
+    assert code == 0 and {r["status"] for r in rows.values()} == {"ok"}, rows
+    assert rows["wrong"]["hallucinated"] in ("True", "true", "1") and rows["wrong"]["mcr"] != ""
