@@ -60,13 +60,15 @@ def main(argv=None) -> list[dict]:
         first = load_served_session(url, cache=False)
         local = load_session(first.model, device="cpu", cache=False)
         gen = local.teacher_force(image, "what color is the circle ?", "a red circle")
-        masks = torch.from_numpy(np.random.default_rng(0).random((args.images, args.regions)) < 0.5)
+        n = local.regions(gen, args.regions).n  # SLICO may give fewer regions than asked
+        masks = torch.from_numpy(np.random.default_rng(0).random((args.images, n)) < 0.5)
         reference = None
-        for path in ("fast", "reference"):
+        for path in ("reference", "fast"):
             scorer = local.scorer(gen, regions=args.regions, path=path)
             per_s, out = rate(scorer, masks, scorer.batch_size)
-            reference = out if path == "reference" else reference
-            rows.append({"where": f"in process ({path})", "in_flight": "-", "images_per_s": per_s, "max_dp": 0.0})
+            reference = out if reference is None else reference
+            rows.append({"where": f"in process ({path})", "in_flight": "-", "images_per_s": per_s,
+                         "max_dp": float(np.abs(out - reference).max())})
         for in_flight in args.in_flight:
             served = load_served_session(url, cache=False, max_in_flight=in_flight)
             sg = served.teacher_force(image, "what color is the circle ?", "a red circle")

@@ -53,6 +53,30 @@ def pytest_configure(config):
                                 f"{image_backend()}")
 
 
+# Served models: the run's real vLLM server (tests/vllm_server.py) and the same checkpoint loaded here.
+@pytest.fixture(scope="session")
+def vllm_url():
+    """The address of the run's vLLM server, or of one the caller started ($EAGLE_VLLM_URL)."""
+    import vllm_server
+
+    return vllm_server.url()
+
+
+@pytest.fixture(scope="session")
+def served(vllm_url):
+    from eagle_widgets.served import load_served_session
+
+    return load_served_session(vllm_url, cache=False)
+
+
+@pytest.fixture(scope="session")
+def local_twin(served):
+    """The same checkpoint, loaded here with transformers: what the served scores must equal."""
+    from eagle_widgets.models import load_session
+
+    return load_session(served.model, device="cpu", cache=False)
+
+
 def pytest_collection_modifyitems(config, items):
     import vllm_server
 

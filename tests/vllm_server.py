@@ -43,9 +43,11 @@ def start():
     return _server
 
 
-def server():
-    """The running server (waited for)."""
-    return start().wait(timeout_s=900)
+def url() -> str:
+    """The running server's address (waited for), or that of a server the caller started ($EAGLE_VLLM_URL)."""
+    if _server is None and os.environ.get("EAGLE_VLLM_URL"):
+        return os.environ["EAGLE_VLLM_URL"]
+    return start().wait(timeout_s=900).url
 
 
 def stop() -> None:

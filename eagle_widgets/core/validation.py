@@ -78,3 +78,21 @@ def token_indices(tokens, n: int, *, name: str = "tokens", allow_negative: bool 
     if bad:
         raise InputError(f"token index {bad[0]} is out of range: the answer has {n} tokens (0..{n - 1})")
     return sorted({t % n for t in picked})
+
+
+def masks(visible, num_regions: int):
+    """Visibility masks for a scorer: a [B, N] boolean tensor with N = `num_regions` (a tensor, array or list)."""
+    import numpy as np
+    import torch
+
+    try:
+        v = torch.as_tensor(np.asarray(visible.cpu() if isinstance(visible, torch.Tensor) else visible))
+    except (TypeError, ValueError):
+        raise InputError(f"masks must be a [B, {num_regions}] boolean array, got {type(visible).__name__}") from None
+    if v.ndim != 2 or v.shape[1] != num_regions:
+        raise InputError(f"masks must be [B, {num_regions}] (one column per region), got shape {tuple(v.shape)}")
+    if v.dtype != torch.bool:
+        if v.is_floating_point() or v.is_complex() or not bool(((v == 0) | (v == 1)).all()):
+            raise InputError("masks must be boolean (True: the region is visible)")
+        v = v.bool()
+    return v

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..core import validation
 from ..core.errors import ModelError
 from ..core.regions import RegionSet
 from .composition import MAX_LEVEL_ERROR, NotComposable, RegionComposer, ResamplingComposer
@@ -130,6 +131,7 @@ class _ModelScorer:
         on the CPU. On a CPU both would share the same cores: measured on 2 cores, torch-based preparation
         beside the forwards oversubscribed them (a torchvision SmolVLM input at 2.3x the time per image), so
         there it prepares and scores in turn."""
+        visible = validation.masks(visible, self.regions.n)
         size = max(1, min(self.batch_size, visible.shape[0]))
         outs, start, ahead = [], 0, None  # ahead: (start, size, future) of the chunk prepared in advance
         while start < visible.shape[0]:
@@ -358,7 +360,7 @@ class PixelSpaceScorer(_ModelScorer):
 
     def __call__(self, visible: torch.Tensor) -> torch.Tensor:
         rows = []
-        for vis in visible.cpu().numpy():
+        for vis in validation.masks(visible, self.regions.n).numpy():
             masked = self.regions.apply(self.image, vis)
             pv = self.handle.adapter.encode([masked], self.text)["pixel_values"]
             pv = pv.to(self.device, dtype=self.handle.dtype if pv.is_floating_point() else pv.dtype)

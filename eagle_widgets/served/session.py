@@ -81,7 +81,7 @@ class ServedScorer:
             return list(pool.map(lambda v: png_data_url(self.regions.apply(image, v)), visible))
 
     def __call__(self, visible: torch.Tensor) -> torch.Tensor:
-        v = np.asarray(visible.cpu().numpy(), dtype=bool)
+        v = validation.masks(visible, self.num_regions).numpy()
         s = self.session
         out = s.protocol.score(s.client, s.model, self.prepared, self._urls(v), self.request.generation.prompt,
                                cancel=self._stop, tally=self.tally)
@@ -94,7 +94,7 @@ class ServedScorer:
         if not isinstance(s.protocol, VLLMChat):
             raise UnsupportedModel(f"the {s.protocol.name} API does not return the model's top token at a given "
                                    "position; the hallucination correction needs vLLM's prompt log-probabilities")
-        v = np.asarray(torch.as_tensor(np.asarray(visible)).cpu().numpy(), dtype=bool)
+        v = validation.masks(visible, self.num_regions).numpy()
         ids = s.protocol.greedy_ids(s.client, s.model, self.prepared, self._urls(v), self.request.generation.prompt,
                                     cancel=self._stop)
         return torch.from_numpy(ids)

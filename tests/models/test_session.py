@@ -343,3 +343,11 @@ def test_explain_runs_its_search_off_the_calling_thread(sessions, generations):
     partial = s.explain(g, tokens=[0], regions=RegionSet.grid(g.image.shape[:2], rows=2, cols=2), mode="exact",
                         use_cache=False, cancel=stop)
     assert not partial.complete
+
+
+def test_scorer_masks_of_the_wrong_shape_are_named(sessions, generations):
+    s, g = sessions("llava"), generations("llava")
+    for path in ("fast", "reference"):
+        scorer = s.scorer(g, [0], regions=4, path=path)
+        with pytest.raises(InputError, match=r"masks must be \[B, 4\] \(one column per region\), got shape \(1, 3\)"):
+            scorer(torch.ones(1, 3, dtype=torch.bool))

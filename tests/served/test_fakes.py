@@ -187,3 +187,12 @@ def test_approximate_results_are_labelled_in_the_explorer_export_and_figures(tmp
     exact = session(FakeVLLM())
     other = exact.explain(exact.teacher_force(IMAGE, PROMPT, "a red circle"), tokens=[0], regions=4)
     assert "Not comparable" in compare_title(explorer.result, other, "gain")
+
+
+def test_masks_of_the_wrong_shape_are_named():
+    s = session(FakeVLLM())
+    scorer = s.scorer(s.teacher_force(IMAGE, PROMPT, "a red circle"), regions=4)
+    with pytest.raises(InputError, match=r"masks must be \[B, 4\] \(one column per region\), got shape \(2, 5\)"):
+        scorer(torch.ones(2, 5, dtype=torch.bool))
+    with pytest.raises(InputError, match="masks must be boolean"):
+        scorer(torch.full((1, 4), 0.5))
