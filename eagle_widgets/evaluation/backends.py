@@ -79,7 +79,8 @@ def worker_devices(options: EvaluationOptions, workers: int | None) -> list[tupl
     """(name, device) per local worker: one per GPU when the options ask for CUDA, else `workers` on the CPU."""
     import torch
 
-    wants_cuda = (options.device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
+    wants_cuda = (options.device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda") \
+        and not options.served  # a served model's workers are clients of its server
     if wants_cuda and torch.cuda.device_count() > 0 and options.device in (None, "cuda"):
         n = workers or torch.cuda.device_count()
         return [(f"gpu{i % torch.cuda.device_count()}", f"cuda:{i % torch.cuda.device_count()}") for i in range(n)]
@@ -173,7 +174,8 @@ def run_ray(samples: list[Sample], options: EvaluationOptions, status: Callable,
     try:
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
-        use_gpu = gpus > 0 and (options.device or "cuda").startswith("cuda")
+        # A served model's workers are clients of its server: they hold no GPU.
+        use_gpu = gpus > 0 and (options.device or "cuda").startswith("cuda") and not options.served
         n = workers or (gpus if use_gpu else max(1, int(resources.get("CPU", 1))))
         actor_class = ray.remote(num_gpus=1 if use_gpu else 0, num_cpus=0 if use_gpu else 1,
                                  max_restarts=0)(_RayWorker).options(runtime_env={"env_vars": env})

@@ -145,7 +145,9 @@ class ServedSession(SessionBase):
         self.cache = open_result_cache(cache)
         self._init_regions()
         self._prepared: list[tuple] = []  # (generation, targets, target_ids, Prepared), latest first
-        self._identity = fingerprint([self.model, self.server_version, self.protocol.name, self.client.base_url])
+        # What the scores depend on: the server's model and version, and how they are read (the top k too).
+        self._identity = fingerprint([self.model, self.server_version, self.protocol.describe(),
+                                      self.client.base_url])
 
     # -- the server --------------------------------------------------------------------------------
     def _detect_api(self) -> str:

@@ -196,3 +196,14 @@ def test_masks_of_the_wrong_shape_are_named():
         scorer(torch.ones(2, 5, dtype=torch.bool))
     with pytest.raises(InputError, match="masks must be boolean"):
         scorer(torch.full((1, 4), 0.5))
+
+
+def test_black_box_baselines_run_on_a_served_model():
+    from eagle_widgets.core.errors import UnsupportedModel
+
+    s = session(FakeVLLM())
+    g = s.teacher_force(IMAGE, PROMPT, "a red circle")
+    result = s.explain_method(g, [1], regions=4, method="occlusion")
+    assert result.method_map is not None and result.context.path == "served"
+    with pytest.raises(UnsupportedModel, match="reads the model's internals"):
+        s.explain_method(g, [1], regions=4, method="tam")
