@@ -213,7 +213,8 @@ class ServedSession(SessionBase):
         return self.protocol.exact
 
     def __repr__(self) -> str:
-        return (f"ServedSession({self.model!r}, server={self.url!r}, api={self.protocol.name!r}, "
+        # The model as the Explorer's header names it (a served folder by its last part: no machine paths).
+        return (f"ServedSession({self.display_name!r}, server={self.url!r}, api={self.protocol.name!r}, "
                 f"{'exact' if self.exact else 'approximate'})")
 
     def path_label(self, path: str) -> str:
