@@ -7,7 +7,7 @@ from functools import cached_property
 
 import numpy as np
 
-from . import metrics
+from . import metrics, spans
 from .errors import InputError
 from .regions import RegionSet
 
@@ -114,7 +114,7 @@ class Attribution:
     the first k regions of `order`. A complete result has K = N and ends at area 1.0.
     """
 
-    regions: RegionSet
+    regions: RegionSet | spans.PromptSpans | spans.JointSet  # what is ordered: image regions, prompt spans, both
     order: list[int]
     areas: np.ndarray  # [K+1] cumulative area fraction of the first k regions
     insertion_tokens: np.ndarray  # [K+1, T] p_t(only S_k visible)
@@ -219,10 +219,40 @@ class Attribution:
             return np.asarray(self.method_map.values, dtype=np.float64)
         return region_map(self.order, self.scores, self.num_regions, encoding, scale)
 
+    # -- what the elements are: image regions, prompt spans or both (core.spans) --------------------
+    @property
+    def image_regions(self) -> RegionSet | None:
+        """The image regions this result orders (None when it orders prompt spans only)."""
+        return spans.image_regions(self.regions)
+
+    @property
+    def prompt_spans(self) -> spans.PromptSpans | None:
+        """The prompt spans this result orders (None for an image attribution)."""
+        return spans.prompt_spans(self.regions)
+
+    @property
+    def kind(self) -> str:
+        """"image", "prompt" or "joint": what the ordered elements are."""
+        return "joint" if isinstance(self.regions, spans.JointSet) else (
+            "prompt" if isinstance(self.regions, spans.PromptSpans) else "image")
+
+    def image_values(self, encoding: str = "gain", scale: float | None = None) -> np.ndarray | None:
+        """The drawn map's values of the image regions (None without image regions)."""
+        image = self.image_regions
+        return None if image is None else self.drawn_map(encoding, scale)[: image.n]
+
+    def span_values(self, encoding: str = "gain", scale: float | None = None) -> np.ndarray | None:
+        """The map's values of the prompt spans (None without spans), on the same scale as the image's."""
+        prompt = self.prompt_spans
+        return None if prompt is None else self.drawn_map(encoding, scale)[self.num_regions - prompt.n:]
+
     def pixel_map(self, smooth: float = 0.0, encoding: str = "gain") -> np.ndarray:
         """The map at pixel level (float32 HxW) in `encoding`, optionally smoothed with a Gaussian of `smooth`
         pixels. The pixel-level metrics rank pixels by the "paper" encoding, which follows the region order."""
-        pix = self.regions.values_to_pixels(self.region_map(encoding))
+        image = self.image_regions
+        if image is None:
+            raise InputError("this result orders prompt spans only: it has no map over the image")
+        pix = image.values_to_pixels(self.region_map(encoding)[: image.n])
         if smooth > 0:
             from scipy.ndimage import gaussian_filter
 

@@ -13,19 +13,22 @@ from .attribution import AnswerContext, Attribution, MethodMap
 from .errors import BundleError, EagleError, NewerBundleError
 from .files import atomic_write
 from .regions import RegionSet
+from .spans import JointSet, PromptSpans
 from .validation import MAX_IMAGE_PIXELS
 
 SCHEMA = "eagle-widgets/attribution"
-VERSION = 2  # 2: a typed answer context and the cache key; version 1 kept them in `info` (still read)
+VERSION = 3  # 3: prompt spans (prompt and joint results; image results are still written as 2)
+# 2: a typed answer context and the cache key; version 1 kept them in `info` (still read)
 _ARRAYS = ("labels", "areas", "insertion_tokens", "deletion_tokens", "p_full", "p_black")
 
 
 def bundle_bytes(result: Attribution) -> bytes:
     """`result` as the bytes of a bundle file (what `save_attribution` writes; also for downloads, and for
     workers that send results back)."""
+    spans = result.prompt_spans
     meta = {
         "schema": SCHEMA,
-        "version": VERSION,
+        "version": VERSION if spans is not None else 2,  # image results stay readable by older versions
         "order": result.order,
         "lambda1": result.lambda1,
         "lambda2": result.lambda2,
@@ -40,8 +43,10 @@ def bundle_bytes(result: Attribution) -> bytes:
         "cache_key": result.cache_key,
         "region_method": result.regions.method,
         "method_map": result.method_map.to_dict() if result.method_map is not None else None,
+        "prompt_spans": spans.to_dict() if spans is not None else None,
     }
-    labels = result.regions.labels
+    image_regions = result.image_regions
+    labels = image_regions.labels if image_regions is not None else np.zeros((0, 0), dtype=np.int32)
     arrays = {
         "labels": labels.astype(np.uint16 if result.num_regions < 65536 else np.int32),
         "areas": result.areas,
@@ -121,7 +126,7 @@ def load_attribution(path) -> Attribution:
     if not isinstance(info, dict):
         raise BundleError(f"{path}: 'info' must be an object, got {type(info).__name__}")
     try:
-        regions = RegionSet(arrays["labels"].astype(np.int32), method=meta.get("region_method", "labels"))
+        regions = _ground_set(meta, arrays)
         return Attribution(
             regions=regions, order=meta["order"], areas=arrays["areas"],
             insertion_tokens=arrays["insertion_tokens"], deletion_tokens=arrays["deletion_tokens"],
@@ -136,6 +141,20 @@ def load_attribution(path) -> Attribution:
         raise BundleError(f"{path} lacks the field {err} in attribution.json") from None
     except (EagleError, TypeError, ValueError) as err:
         raise BundleError(f"{path} holds inconsistent data: {err}") from None
+
+
+def _ground_set(meta: dict, arrays: dict):
+    """Image regions (the label map), prompt spans, or both (version 3)."""
+    raw = meta.get("prompt_spans")
+    if raw is None:
+        return RegionSet(arrays["labels"].astype(np.int32), method=meta.get("region_method", "labels"))
+    if not isinstance(raw, dict):
+        raise BundleError(f"'prompt_spans' must be an object, got {type(raw).__name__}")
+    prompt = PromptSpans.from_dict(raw)
+    if arrays["labels"].size == 0:
+        return prompt
+    region_method = str(meta.get("region_method", "")).split(": ", 1)[-1].split(" regions + ")[0] or "labels"
+    return JointSet(RegionSet(arrays["labels"].astype(np.int32), method=region_method), prompt)
 
 
 def _context(meta: dict, version: int, info: dict) -> AnswerContext | None:
@@ -175,7 +194,7 @@ def _check_values(path: Path, meta: dict, arrays: dict) -> None:
         if finite.size and (not np.isfinite(finite).all() or finite.min() < 0 or finite.max() > 1):
             raise BundleError(f"{path}: {name} holds values outside [0, 1]; they are probabilities")
     image = arrays.get("image")
-    if image is not None:
+    if image is not None and arrays["labels"].size:  # a prompt attribution has an image but no label map
         labels = arrays["labels"]
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or image.shape[:2] != labels.shape:
             raise BundleError(f"{path}: the image ({image.dtype} {image.shape}) does not match the label map "

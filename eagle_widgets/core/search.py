@@ -13,6 +13,7 @@ from . import validation
 from .attribution import Attribution
 from .errors import Cancelled, InputError, ScorerError
 from .regions import RegionSet
+from .spans import JointSet, PromptSpans
 
 MODES = ("exact", "efficient", "early_stop")
 # What the caller knows about the answer and puts on the result when it is built (never patched on later).
@@ -231,7 +232,7 @@ def attribute(scorer, regions, mode: str = "exact", lambda1: float = 1.0, lambda
     run returns a consistent partial result with `complete=False`. `context` (token_labels, image, info) is
     put on the result when it is built.
     """
-    regions = RegionSet.coerce(regions)
+    regions = ground_set(regions)
     if mode not in MODES:
         raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
     if not hasattr(scorer, "num_tokens") or not callable(scorer):
@@ -278,6 +279,13 @@ def attribute(scorer, regions, mode: str = "exact", lambda1: float = 1.0, lambda
         return search.result(order, params, complete=False)
 
 
+def ground_set(elements):
+    """What a search orders: a RegionSet (or a label map), PromptSpans, or a JointSet of both."""
+    if isinstance(elements, (PromptSpans, JointSet)):
+        return elements
+    return RegionSet.coerce(elements)
+
+
 def expected_evaluations(num_regions: int, mode: str = "exact", **mode_params) -> int:
     """How many masked images a search scores (exact for "exact" and "efficient"; a lower bound for
     "early_stop", whose window steps depend on the scores): what a paid API or a busy server is told first."""
@@ -300,7 +308,7 @@ def attribute_order(scorer, regions, order, *, batch_size: int = 64, mode: str =
     unknown_context = set(context or {}) - set(CONTEXT_FIELDS)
     if unknown_context:
         raise InputError(f"context takes {', '.join(CONTEXT_FIELDS)}; got {', '.join(sorted(unknown_context))}")
-    regions = RegionSet.coerce(regions)
+    regions = ground_set(regions)
     order = [int(r) for r in order]
     if sorted(order) != list(range(regions.n)):
         raise InputError(f"order must list each of the {regions.n} region labels once")

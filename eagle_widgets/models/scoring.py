@@ -86,7 +86,7 @@ class ModelHandle:
                                  torch.finfo(self.dtype).bits // 8)
 
 
-class _ModelScorer:
+class ModelScorer:
     """Shared forward logic: batch, forward with `logits_to_keep`, read target probabilities, halve on OOM."""
 
     def __init__(self, handle: ModelHandle, sequence: TeacherForcedSequence, regions: RegionSet, batch_size):
@@ -104,8 +104,11 @@ class _ModelScorer:
         self.batch_size = batch_size
         self.forward_s = 0.0
 
-    def forward(self, pixel_values: torch.Tensor, batch: int, greedy: bool = False) -> torch.Tensor:
+    def forward(self, pixel_values: torch.Tensor, batch: int, greedy: bool = False, rows: dict | None = None
+                ) -> torch.Tensor:
+        """`rows`: per-row text inputs ([batch, L] input ids or attention mask) in place of the shared ones."""
         inputs = {k: _repeat(v, batch) for k, v in self.text_inputs.items()}
+        inputs.update(rows or {})
         for key, (value, dim) in self.fixed_inputs.items():
             shape = [-1] * value.ndim
             shape[dim] = batch
@@ -168,7 +171,7 @@ class _ModelScorer:
 _PREPARER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eagle-prepare")
 
 
-class MaskedInputScorer(_ModelScorer):
+class MaskedInputScorer(ModelScorer):
     """The fast path with the published semantics: regions are blacked out in the original image before the
     processor, but the processor runs only on a few images; every masked input is composed on the device
     (see `composition` and `replay`), in batches. Of the exact ways to compose that hold for this processor,
@@ -271,6 +274,10 @@ class MaskedInputScorer(_ModelScorer):
     def __call__(self, visible: torch.Tensor) -> torch.Tensor:
         return self._chunked(visible, self.compose, lambda pv, chunk: self.forward(pv, chunk.shape[0]))
 
+    def pixel_inputs(self, visible: torch.Tensor) -> torch.Tensor:
+        """The model's pixel inputs of the masked images (a joint scorer adds text variants to them)."""
+        return self.compose(visible)
+
     def greedy(self, visible: torch.Tensor) -> torch.Tensor:
         """The model's own (argmax) token at each target position for each visibility mask, [B, T] ids."""
         visible = torch.as_tensor(visible, dtype=torch.bool)
@@ -304,7 +311,7 @@ def _emulation_affordable(adapter, image: np.ndarray, replayed=None) -> bool:
 EMULATION_PIXELS = 400_000
 
 
-class BatchedPixelScorer(_ModelScorer):
+class BatchedPixelScorer(ModelScorer):
     """The published steps (black out RGB pixels, run the processor on each masked image) with the forwards
     batched: the fallback where no composer holds or none is measured faster than the processor."""
 
@@ -317,7 +324,7 @@ class BatchedPixelScorer(_ModelScorer):
         self.pixel_dtype = handle.dtype if pv.is_floating_point() else pv.dtype
         self.batch_size = batch_size or handle.auto_batch_size(sequence.length, pv.numel())
 
-    def _prepare(self, chunk: torch.Tensor) -> torch.Tensor:
+    def pixel_inputs(self, chunk: torch.Tensor) -> torch.Tensor:
         # One processor call per masked image, as the published steps make it (a call on a whole batch of large
         # images was measured slower per image on a CPU); the forward is batched.
         t0 = time.perf_counter()
@@ -328,10 +335,10 @@ class BatchedPixelScorer(_ModelScorer):
         return pv
 
     def __call__(self, visible: torch.Tensor) -> torch.Tensor:
-        return self._chunked(visible, self._prepare, lambda pv, chunk: self.forward(pv, chunk.shape[0]))
+        return self._chunked(visible, self.pixel_inputs, lambda pv, chunk: self.forward(pv, chunk.shape[0]))
 
     def greedy(self, visible: torch.Tensor) -> torch.Tensor:
-        return self._chunked(torch.as_tensor(visible, dtype=torch.bool), self._prepare,
+        return self._chunked(torch.as_tensor(visible, dtype=torch.bool), self.pixel_inputs,
                              lambda pv, chunk: self.forward(pv, chunk.shape[0], greedy=True))
 
     def describe(self) -> dict:
@@ -346,7 +353,7 @@ def _check_masks(n: int) -> np.ndarray:
     return np.stack([np.ones(n, bool), rng.random(n) < 0.5, rng.random(n) < 0.5])
 
 
-class PixelSpaceScorer(_ModelScorer):
+class PixelSpaceScorer(ModelScorer):
     """The reference (published) semantics: black out pixels in RGB, run the processor, one image per call."""
 
     def __init__(self, handle: ModelHandle, sequence, regions, image: np.ndarray, batch_size=None):
@@ -358,14 +365,16 @@ class PixelSpaceScorer(_ModelScorer):
         return {"path": "reference", "semantics": "regions blacked out in the original image, then the processor",
                 "composition": "none: one processor call and one forward per masked image"}
 
+    def pixel_inputs(self, visible: torch.Tensor) -> torch.Tensor:
+        """The processor's pixel inputs of each masked image, one call per image."""
+        pvs = [self.handle.adapter.encode([self.regions.apply(self.image, vis)], self.text)["pixel_values"]
+               for vis in validation.masks(visible, self.regions.n).numpy()]
+        pv = torch.cat(pvs)
+        return pv.to(self.device, dtype=self.handle.dtype if pv.is_floating_point() else pv.dtype)
+
     def __call__(self, visible: torch.Tensor) -> torch.Tensor:
-        rows = []
-        for vis in validation.masks(visible, self.regions.n).numpy():
-            masked = self.regions.apply(self.image, vis)
-            pv = self.handle.adapter.encode([masked], self.text)["pixel_values"]
-            pv = pv.to(self.device, dtype=self.handle.dtype if pv.is_floating_point() else pv.dtype)
-            rows.append(self.forward(pv, 1).cpu())
-        return torch.cat(rows)
+        visible = validation.masks(visible, self.regions.n)
+        return torch.cat([self.forward(self.pixel_inputs(vis[None]), 1).cpu() for vis in visible])
 
 
 def cpu_memory_budget() -> int:

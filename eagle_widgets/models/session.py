@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 import time
@@ -12,14 +13,16 @@ import numpy as np
 import torch
 
 from ..core import AnswerContext, Attribution, MethodMap, RegionSet, attribute, region_protocol, validation
-from ..core.errors import CacheError, EagleError, InputError, NotAVisionLanguageModel
+from ..core.errors import CacheError, EagleError, InputError, NotAVisionLanguageModel, UnsupportedModel
 from ..core.faithfulness import region_scores
 from ..core.images import as_rgb_uint8
 from ..core.metrics import SENSITIVE_THRESHOLD
+from ..core.spans import JointSet, PromptSpans, image_regions, prompt_spans
 from ..storage.cache import ResultCache, default_cache_dir, fingerprint
 from .adapters import Adapter, adapter_class_for
 from .composition import NotComposable
 from .methods import METHOD_SCALES, METHODS_READING_INTERNALS, SALIENCY_METHODS, load_providers, saliency
+from .prompt import MASKINGS, JointScorer, PromptScorer, find_prompt_spans
 from .scoring import BatchedPixelScorer, MaskedInputScorer, ModelHandle, PixelSpaceScorer, TeacherForcedSequence
 
 _session_ids = itertools.count(1)
@@ -89,13 +92,15 @@ class Reliance:
 @dataclass(frozen=True)
 class ExplanationRequest:
     """What to explain, checked once by `session.request`: a generation, the answer positions and the token ids
-    scored there (the generated ones, or e.g. the correct answer of a hallucination), and the regions. Scorers,
-    `explain` and the Explorer take it as it is."""
+    scored there (the generated ones, or e.g. the correct answer of a hallucination), and the elements ordered:
+    image regions (a RegionSet), prompt spans (PromptSpans) or both (a JointSet), with how a span is removed
+    (`masking`). Scorers, `explain` and the Explorer take it as it is."""
 
     generation: Generation
     targets: tuple[int, ...]
     target_ids: tuple[int, ...]
-    regions: RegionSet
+    regions: RegionSet | PromptSpans | JointSet
+    masking: str = "pad"
 
     @property
     def token_labels(self) -> list[str]:
@@ -148,16 +153,34 @@ class SessionBase:
             raise InputError(f"the regions are {rs.shape[1]}x{rs.shape[0]} but the image is {w}x{h}")
         return rs
 
-    def request(self, generation: Generation, tokens=None, regions=64, *, target_ids=None) -> ExplanationRequest:
+    def request(self, generation: Generation, tokens=None, regions=64, *, target_ids=None, prompt: str | None = None,
+                masking: str = "pad") -> ExplanationRequest:
         """Check once what to explain: `tokens` of `generation` (None or "all": every token), over `regions`
         (an int d for SLICO, a RegionSet or a label map), scoring `target_ids` instead of the generated ids when
-        given."""
+        given. `prompt` ("word" or "sentence") adds the spans of the user's prompt: with `regions=None` they alone
+        are ordered (the image fully visible), else image regions and spans in one ground set (the joint
+        extension). A span is removed by replacing its tokens with the pad token (`masking="pad"`) or by
+        attention 0 (`"attention"`)."""
         if isinstance(generation, ExplanationRequest):
             if generation.generation.session_id != self.id:
                 raise InputError("this request was made by another session; explain it with that session")
             return generation
         targets, ids = self._targets_and_ids(generation, tokens, target_ids)
-        return ExplanationRequest(generation, tuple(targets), tuple(ids), self.regions(generation, regions))
+        if masking not in MASKINGS:
+            raise InputError(f"masking must be {' or '.join(repr(m) for m in MASKINGS)}; got {masking!r}")
+        if prompt is None:
+            if regions is None:
+                raise InputError("nothing to explain over: give regions, prompt spans (prompt='word' or "
+                                 "'sentence'), or both")
+            ground = self.regions(generation, regions)
+        else:
+            spans = self.prompt_spans(generation, prompt)
+            ground = spans if regions is None else JointSet(self.regions(generation, regions), spans)
+        return ExplanationRequest(generation, tuple(targets), tuple(ids), ground, masking)
+
+    def prompt_spans(self, generation: Generation, granularity: str = "sentence") -> PromptSpans:
+        """The words or sentences of the generation's prompt, located in the model input."""
+        raise UnsupportedModel(f"{type(self).__name__} cannot attribute to the prompt's words")
 
     def _targets_and_ids(self, generation: Generation, tokens, target_ids) -> tuple[list[int], list[int]]:
         targets = self.targets(generation, tokens)
@@ -170,12 +193,15 @@ class SessionBase:
 
     def explain(self, generation: Generation, tokens=None, regions=64, mode: str = "exact", *,
                 lambda1: float = 1.0, lambda2: float = 1.0, batch_size: int | None = None, progress=None,
-                cancel=None, path: str = "fast", target_ids=None, use_cache: bool = True, **params) -> Attribution:
-        """EAGLE attribution of the selected tokens (indices into `generation.tokens`; None = every token).
+                cancel=None, path: str = "fast", target_ids=None, use_cache: bool = True, prompt: str | None = None,
+                masking: str = "pad", **params) -> Attribution:
+        """EAGLE attribution of the selected tokens (indices into `generation.tokens`; None = every token), over
+        image regions, prompt spans (`prompt="word"` or `"sentence"` with `regions=None`) or both (see
+        `request`).
 
         Complete results go to the session's disk cache (see `load_session(cache=...)`) and come back from
         it for the same model, image, prompt, answer, targets, regions, mode and parameters."""
-        request = self.request(generation, tokens, regions, target_ids=target_ids)
+        request = self.request(generation, tokens, regions, target_ids=target_ids, prompt=prompt, masking=masking)
         generation = request.generation
         scorer = self.scorer(request, path=path, batch_size=batch_size)
         key = None
@@ -183,7 +209,7 @@ class SessionBase:
             key = self.cache.key({
                 "model": self.identity, "image": generation.image, "prompt": generation.prompt_text,
                 "answer": generation.token_ids, "targets": list(request.targets),
-                "target_ids": list(request.target_ids), "regions": request.regions.labels, "mode": mode,
+                "target_ids": list(request.target_ids), "regions": ground_key(request), "mode": mode,
                 "lambda": [float(lambda1), float(lambda2)], "params": params, "path": self.path_label(path)})
             cached = self.cache.get(key)
             if cached is not None:
@@ -273,6 +299,7 @@ class ModelSession(SessionBase):
         self._image_token_id = _image_token_id(config, self.tokenizer)
         _check_vocabulary(model, self.tokenizer, self._image_token_id, self.name)
         self._init_regions()
+        self._spans: dict = {}
         self._token_maps: dict = {}
         self._composers: list = []  # (image, regions, composer or NotComposable, strategy), latest first
         self.revision = revision or getattr(config, "_commit_hash", None)
@@ -393,7 +420,8 @@ class ModelSession(SessionBase):
         return self._token_maps[key]
 
     def scorer(self, generation: Generation, tokens=None, regions=64, *, path: str = "fast",
-               target_ids=None, batch_size: int | None = None, strategy: str = "measured"):
+               target_ids=None, batch_size: int | None = None, strategy: str = "measured", prompt: str | None = None,
+               masking: str = "pad"):
         """The engine's Scorer for `tokens` of `generation` over `regions` (an int d for SLICO, a RegionSet or a
         label map). `target_ids` replaces the ids read at those positions (e.g. the correct answer of a
         hallucination). Both paths black out regions in the original image before the processor (the published
@@ -406,10 +434,21 @@ class ModelSession(SessionBase):
             raise InputError(f"path must be 'fast' or 'reference', got {path!r}")
         if strategy not in ("measured", "compose"):
             raise InputError(f"strategy must be 'measured' or 'compose', got {strategy!r}")
-        request = self.request(generation, tokens, regions, target_ids=target_ids)
+        request = self.request(generation, tokens, regions, target_ids=target_ids, prompt=prompt, masking=masking)
+        batch_size = batch_size or self.batch_size
+        ground = request.regions
+        if isinstance(ground, PromptSpans):  # the image fully visible: its inputs made once
+            return PromptScorer(self.handle, self.sequence(request), ground, request.masking, self.tokenizer,
+                                batch_size)
+        if isinstance(ground, JointSet):
+            image = self._image_scorer(dataclasses.replace(request, regions=ground.regions), path, batch_size,
+                                       strategy)
+            return JointScorer(image, ground, request.masking, self.tokenizer)
+        return self._image_scorer(request, path, batch_size, strategy)
+
+    def _image_scorer(self, request: ExplanationRequest, path: str, batch_size, strategy: str):
         generation, rs = request.generation, request.regions
         sequence = self.sequence(request, black=True)
-        batch_size = batch_size or self.batch_size
         if path == "reference":
             return PixelSpaceScorer(self.handle, sequence, rs, generation.image, batch_size=batch_size)
         # The composition depends only on the image, the regions and the processor: built once for a pair
@@ -427,6 +466,20 @@ class ModelSession(SessionBase):
                                       note=f"composition does not hold for this processor ({err})")
         self._keep_composition(generation.image, rs, scorer.prepared, strategy)
         return scorer
+
+    def prompt_spans(self, generation: Generation, granularity: str = "sentence") -> PromptSpans:
+        """The words or sentences of the generation's prompt, located in the model input (kept per generation)."""
+        key = (id(generation), granularity)
+        held = self._spans.get(key)
+        if held is not None and held[0] is generation:
+            return held[1]
+        ids = self.adapter.encode([generation.image], generation.prompt_text)["input_ids"][0].tolist()
+        protected = set(getattr(self.tokenizer, "all_special_ids", [])) | (
+            {self._image_token_id} if self._image_token_id is not None else set())
+        spans = find_prompt_spans(self.tokenizer, generation.prompt, generation.prompt_text, ids, granularity,
+                                  protected)
+        self._spans = {**dict(list(self._spans.items())[-7:]), key: (generation, spans)}
+        return spans
 
     def _keep_composition(self, image, regions, prepared, strategy: str) -> None:
         rest = [h for h in self._composers if not (h[0] is image and h[1] is regions and h[3] == strategy)]
@@ -490,6 +543,16 @@ class ModelSession(SessionBase):
         scorer = BatchedPixelScorer(self.handle, sequence, halves, generation.image, batch_size=2)
         p = scorer(torch.tensor([[True, True], [False, False]])).double().numpy()
         return Reliance(tokens=list(generation.tokens), p_full=p[0], p_black=p[1])
+
+
+def ground_key(request: ExplanationRequest):
+    """What identifies a request's elements in the cache: the label map, the spans, or both, and the masking."""
+    ground = request.regions
+    image = image_regions(ground)
+    spans = prompt_spans(ground)
+    if spans is None:
+        return image.labels
+    return [None if image is None else image.labels, spans.to_dict(), request.masking]
 
 
 def off_the_calling_thread(search, cancel=None):

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from eagle_widgets.core import InputError
+from eagle_widgets.core import InputError, RegionSet
 from eagle_widgets.served import ApproximateScoring, ServerError, load_served_session
 
 from tiny_models import photo
@@ -130,11 +130,9 @@ def test_the_cli_explains_a_served_model(vllm_url, image, tmp_path):
                  "--served-model", "nope", "--out", str(tmp_path / "o2")]) == 2
 
 
-def test_evaluate_runs_a_dataset_on_the_served_model(vllm_url, image, tmp_path):
-    import csv
+def _manifest(image, tmp_path):
     import json
 
-    from eagle_widgets.cli import main
     from PIL import Image
 
     Image.fromarray(image).save(tmp_path / "photo.png")
@@ -142,8 +140,51 @@ def test_evaluate_runs_a_dataset_on_the_served_model(vllm_url, image, tmp_path):
                {"id": "wrong", "image": "photo.png", "prompt": PROMPT, "answer": "a red star", "tokens": [3],
                 "correct_answer": " circle"}]
     (tmp_path / "manifest.jsonl").write_text("\n".join(json.dumps(s) for s in samples))
-    code = main(["evaluate", str(tmp_path / "manifest.jsonl"), "--out", str(tmp_path / "run"), "--model", vllm_url,
+    return tmp_path / "manifest.jsonl"
+
+
+def _rows(folder):
+    import csv
+
+    return {r["id"]: r for r in csv.DictReader((folder / "results.csv").open())}
+
+
+def test_evaluate_runs_a_dataset_on_the_served_model(vllm_url, image, tmp_path):
+    from eagle_widgets.cli import main
+
+    manifest = _manifest(image, tmp_path)
+    code = main(["evaluate", str(manifest), "--out", str(tmp_path / "run"), "--model", vllm_url,
                  "--regions", "4", "--max-in-flight", "4"])
-    rows = {r["id"]: r for r in csv.DictReader((tmp_path / "run" / "results.csv").open())}
+    rows = _rows(tmp_path / "run")
     assert code == 0 and {r["status"] for r in rows.values()} == {"ok"}, rows
     assert rows["wrong"]["hallucinated"] in ("True", "true", "1") and rows["wrong"]["mcr"] != ""
+
+
+def test_ray_workers_are_clients_of_the_same_server(vllm_url, image, tmp_path):
+    ray = pytest.importorskip("ray")
+    from eagle_widgets.evaluation import EvaluationOptions, evaluate
+
+    manifest = _manifest(image, tmp_path)
+    options = EvaluationOptions(model=vllm_url, regions=4, max_in_flight=4)
+    local = evaluate(manifest, tmp_path / "local", options, progress=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        on_ray = evaluate(manifest, tmp_path / "ray", options, progress=False, backend="ray", workers=2)
+    finally:
+        ray.shutdown()
+    assert local["errors"] == on_ray["errors"] == 0
+    a, b = _rows(tmp_path / "local"), _rows(tmp_path / "ray")
+    assert {r["worker"] for r in b.values()} <= {"ray0", "ray1"}
+    for key in a:  # the same server scores: the same results, whichever client asked
+        assert a[key]["insertion_auc"] == b[key]["insertion_auc"] and a[key]["mcr"] == b[key]["mcr"]
+
+
+def test_a_1080p_photo_is_scored_as_locally(served, local_twin):
+    big = photo(1080, 1920)
+    s = served.teacher_force(big, PROMPT, "a red circle")
+    local = local_twin.teacher_force(big, PROMPT, "a red circle")
+    masks = torch.tensor([[True, True], [True, False], [False, True], [False, False]])
+    halves = RegionSet.grid((1080, 1920), rows=1, cols=2)
+    a = served.scorer(s, regions=halves)(masks)
+    b = local_twin.scorer(local, regions=halves, path="reference")(masks)
+    assert torch.allclose(a, b, atol=1e-4)

@@ -1,0 +1,160 @@
+"""Prompt attribution for every family: spans located in the model input, removal that moves nothing, scores equal to
+a direct forward on the substituted input, the joint ground set equal to its reference, results that round-trip."""
+
+import numpy as np
+import pytest
+import torch
+from eagle_widgets.core import InputError, load_attribution
+from eagle_widgets.core.errors import UnsupportedModel
+from eagle_widgets.core.spans import JointSet, PromptSpans, split_text
+from eagle_widgets.models.prompt import PromptVariants
+
+from conftest import FAMILIES, scene
+
+PROMPT = "what color is the circle ?"
+
+
+def test_prompts_split_into_words_and_sentences():
+    text = "Is the circle red? Look closely.\nAnswer yes or no"
+    words = [text[a:b] for a, b in split_text(text, "word")]
+    assert words[:5] == ["Is", "the", "circle", "red", "?"] and "closely" in words
+    assert [text[a:b] for a, b in split_text(text, "sentence")] == [
+        "Is the circle red?", "Look closely.", "Answer yes or no"]
+    cjk = "这是猫。 a cat"
+    assert [cjk[a:b] for a, b in split_text(cjk, "word")] == ["这", "是", "猫", "。", "a", "cat"]
+    with pytest.raises(InputError, match="word or sentence"):
+        split_text(text, "phrase")
+
+
+@pytest.fixture(scope="module")
+def answered(sessions):
+    cache = {}
+
+    def get(family):
+        if family not in cache:
+            s = sessions(family)
+            cache[family] = s, s.teacher_force(scene(), PROMPT, "red circle")
+        return cache[family]
+
+    return get
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_spans_are_the_prompts_words_after_the_image(family, answered):
+    s, g = answered(family)
+    spans = s.prompt_spans(g, "word")
+    ids = s.adapter.encode([g.image], g.prompt_text)["input_ids"][0]
+    assert spans.labels == ["what", "color", "is", "the", "circle", "?"]
+    image_positions = (ids == s.image_token_id).nonzero().flatten()
+    for label, positions in zip(spans.labels, spans.positions):
+        assert s.tokenizer.decode(ids[list(positions)]).strip() == label
+        assert min(positions) > int(image_positions.max())  # never the image placeholders
+    assert s.prompt_spans(g, "sentence").n == 1
+    assert np.isclose(spans.area_fractions.sum(), 1.0)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("masking", ["pad", "attention"])
+def test_removing_spans_moves_nothing_and_scores_as_a_direct_forward(family, masking, answered):
+    s, g = answered(family)
+    scorer = s.scorer(g, [0, 1], regions=None, prompt="word", masking=masking)
+    seq = scorer.sequence
+    masks = torch.tensor([[True] * 6, [False] * 6, [True, False, True, False, False, True]])
+    rows = scorer.variants.rows(masks, "cpu")
+    original = seq.text_inputs["input_ids"]
+    hidden_any = torch.zeros(original.shape[1], dtype=torch.bool)
+    for positions in scorer.regions.positions:
+        hidden_any[list(positions)] = True
+    if masking == "pad":
+        ids = rows["input_ids"]
+        assert ids.shape == (3, original.shape[1])  # lengths never change
+        assert torch.equal(ids[:, ~hidden_any], original.expand(3, -1)[:, ~hidden_any])  # image, template, answer
+        assert (ids[1, hidden_any] == scorer.variants.replacement).all() and torch.equal(ids[0], original[0])
+    else:
+        mask = rows["attention_mask"]
+        assert (mask[1, hidden_any] == 0).all() and (mask[:, ~hidden_any] == 1).all()
+    if "image_grid_thw" in seq.text_inputs:  # Qwen: the multimodal rotary positions are those of the full input
+        inner = s.model.model
+        extra = {k: seq.text_inputs[k] for k in ("mm_token_type_ids",) if k in seq.text_inputs}
+        full, _ = inner.get_rope_index(original, image_grid_thw=seq.text_inputs["image_grid_thw"],
+                                       attention_mask=torch.ones_like(original), **extra)
+        assert torch.equal(scorer.fixed_inputs["position_ids"][0].cpu(), full)
+        if masking == "pad":
+            masked, _ = inner.get_rope_index(rows["input_ids"][1:2], image_grid_thw=seq.text_inputs[
+                "image_grid_thw"], attention_mask=torch.ones_like(original), **extra)
+            assert torch.equal(masked, full)
+    got = scorer(masks)
+    # The same probabilities from one plain forward per mask on the substituted input, the real image.
+    for b in range(3):
+        inputs = seq.model_inputs("cpu", s.model_dtype)
+        inputs.update({k: v[b:b + 1] for k, v in rows.items()})
+        with torch.inference_mode():
+            logits = s.model(**inputs, **{k: v for k, (v, _) in scorer.fixed_inputs.items()}).logits[0]
+        logp = torch.log_softmax(logits.float(), -1)
+        want = torch.stack([logp[seq.prompt_len + t - 1, tid].exp() for t, tid in zip(seq.targets, seq.target_ids)])
+        assert torch.allclose(got[b], want, atol=1e-5), (family, b)
+
+
+@pytest.mark.parametrize("family", ["llava", "qwen2_5_vl", "smolvlm"])
+def test_the_joint_ground_set_equals_its_reference(family, answered):
+    s, g = answered(family)
+    fast = s.scorer(g, [0], regions=4, prompt="word")
+    reference = s.scorer(g, [0], regions=4, prompt="word", path="reference")
+    assert isinstance(fast.regions, JointSet) and fast.regions.n == 4 + 6
+    masks = torch.from_numpy(np.random.default_rng(0).random((5, 10)) < 0.5)
+    masks[0] = True
+    assert torch.allclose(fast(masks), reference(masks), atol=1e-4)
+    # all image regions visible = the prompt scorer; all spans visible = the image scorer
+    prompt_only = s.scorer(g, [0], regions=None, prompt="word")
+    image_only = s.scorer(g, [0], regions=4, path="reference")
+    assert torch.allclose(fast(torch.cat([torch.ones(5, 4, dtype=torch.bool), masks[:, 4:]], 1)),
+                          prompt_only(masks[:, 4:]), atol=1e-4)
+    assert torch.allclose(fast(torch.cat([masks[:, :4], torch.ones(5, 6, dtype=torch.bool)], 1)),
+                          image_only(masks[:, :4]), atol=1e-4)
+
+
+def test_prompt_and_joint_results_round_trip(answered, tmp_path):
+    s, g = answered("llava")
+    for regions in (None, 4):
+        result = s.explain(g, [0], regions=regions, prompt="word", mode="exact")
+        assert result.kind == ("prompt" if regions is None else "joint") and result.complete
+        assert np.isclose(result.areas[-1], 1.0) and len(result.order) == result.num_regions
+        assert result.context.scoring["span_removal"].startswith("tokens replaced by the pad token")
+        result.save(tmp_path / "r.eagle")
+        back = load_attribution(tmp_path / "r.eagle")
+        assert back.kind == result.kind and back.order == result.order
+        assert back.prompt_spans.to_dict() == result.prompt_spans.to_dict()
+        assert np.allclose(back.span_values(), result.span_values())
+        if regions is None:
+            assert result.image_regions is None and result.image_values() is None
+            with pytest.raises(InputError, match="prompt spans only"):
+                result.pixel_map()
+        else:
+            assert back.image_regions == result.image_regions and result.image_values().shape == (4,)
+
+
+def test_bad_prompt_requests_are_named(answered):
+    s, g = answered("llava")
+    with pytest.raises(InputError, match="nothing to explain over"):
+        s.request(g, [0], regions=None)
+    with pytest.raises(InputError, match="masking must be 'pad' or 'attention'"):
+        s.request(g, [0], regions=None, prompt="word", masking="delete")
+    with pytest.raises(InputError, match="prompt spans are word or sentence"):
+        s.request(g, [0], regions=None, prompt="clause")
+    with pytest.raises(InputError, match="share a token"):
+        PromptSpans("ab", "word", ((0, 1), (1, 2)), ((5,), (5,)))
+    with pytest.raises(InputError, match="do not belong to this input"):
+        PromptVariants(PromptSpans("ab", "word", ((0, 2),), ((10_000,),)),
+                       {"input_ids": torch.zeros(1, 5, dtype=torch.long)}, "pad", s.tokenizer)
+
+
+def test_served_sessions_say_they_cannot_attribute_the_prompt():
+    from eagle_widgets.served import ServedSession
+
+    from served.fake_servers import FakeVLLM
+
+    fake = FakeVLLM()
+    s = ServedSession("http://fake/v1", transport=fake.transport(), cache=False)
+    g = s.teacher_force(scene(), PROMPT, "a red circle")
+    with pytest.raises(UnsupportedModel, match="cannot attribute to the prompt's words"):
+        s.explain(g, regions=None, prompt="word")
