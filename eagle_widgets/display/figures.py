@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.attribution import MAP_ENCODINGS, AnswerContext, Attribution
+from ..core.spans import AREA_AXES
 from .colours import DEFAULT_STYLE, colour_bar, overlay_rgba
 
 _BLUE, _RED = np.array([31, 119, 180]) / 255, np.array([214, 39, 40]) / 255
@@ -17,6 +18,19 @@ _BLUE, _RED = np.array([31, 119, 180]) / 255, np.array([214, 39, 40]) / 255
 def plain(text: str) -> str:
     """Text drawn as written: a '$' in a prompt or token must not start matplotlib's mathtext."""
     return str(text).replace("$", r"\$")
+
+
+def prompt_note(result: Attribution, most: int = 6) -> str:
+    """The prompt's spans that the answer relies on most, for figures (prompt and joint results)."""
+    spans = result.prompt_spans
+    if spans is None:
+        return ""
+    values = result.span_values("gain")
+    top = [i for i in np.argsort(-values, kind="stable") if values[i] > 0][:most]
+    ranked = ", ".join(f"{spans.labels[i]!r} {values[i]:.2f}" for i in top) or "none adds to F"
+    where = "with the image regions in one order (joint extension)" if result.kind == "joint" else \
+        "the image fully visible"
+    return f"prompt {spans.granularity}s by gain ({where}): {ranked}."
 
 
 def approximation_note(result: Attribution) -> str:
@@ -69,8 +83,12 @@ def _colour_bar(fig, ax, encoding: str, result: Attribution, style: str = DEFAUL
 
 def draw_map(ax, result: Attribution, encoding: str = "gain", smooth: float = 1.5,
              style: str = DEFAULT_STYLE) -> None:
-    """The map over the image on `ax`, as the widgets draw it (see `display.colours`)."""
-    pix = result.regions.values_to_pixels(result.drawn_map(encoding))
+    """The map over the image on `ax`, as the widgets draw it (see `display.colours`); a joint result's image
+    regions on the scale shared with its prompt spans, nothing for a prompt result (the image fully visible)."""
+    image = result.image_regions
+    if image is None:
+        return
+    pix = image.values_to_pixels(result.image_values(encoding))
     if smooth > 0:
         from scipy.ndimage import gaussian_filter
 
@@ -104,14 +122,14 @@ def explanation_figure(image, tokens, reliance, result: Attribution | None = Non
         curves.legend(loc="center right", fontsize=8)
         labels = ", ".join(repr(t) for t in (result.token_labels or []))
         curves.set_title(plain(f"{labels}{partial}"), fontsize=9)
-        note = " ".join(n for n in (approximation_note(result), note) if n)
+        note = " ".join(n for n in (prompt_note(result), approximation_note(result), note) if n)
         if note:
             fig.text(0.01, 0.01, plain(note), fontsize=8, color="#a05a00", wrap=True)
     else:
         curves.text(0.5, 0.5, "select tokens to explain", ha="center", va="center", color="0.4")
     curves.set_xlim(0, 1)
     curves.set_ylim(0, 1.02)
-    curves.set_xlabel("fraction of the image inserted or deleted")
+    curves.set_xlabel(AREA_AXES[result.kind] if result is not None else AREA_AXES["image"])
     curves.set_ylabel("mean p(selection)")
     if title:
         fig.suptitle(plain(title), fontsize=10)
@@ -189,8 +207,9 @@ def attribution_figure(result: Attribution, path=None, *, reliance=None, correct
         draw_token_strip(strip, tokens, reliance, selection=set(targets), fontsize=9)
     else:
         strip.set_axis_off()
-    if result.approximation:
-        fig.text(0.01, 0.0, plain(approximation_note(result)), fontsize=7, color="#a05a00", wrap=True)
+    said = " ".join(n for n in (prompt_note(result), approximation_note(result)) if n)
+    if said:
+        fig.text(0.01, 0.0, plain(said), fontsize=7, color="#a05a00", wrap=True)
     if corrected_target:
         strip.set_title(plain(f"model answered {', '.join(repr(tokens[t]) for t in targets if t < len(tokens))}; "
                               f"explained: {label}"), fontsize=8, loc="left")

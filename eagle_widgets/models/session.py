@@ -119,6 +119,8 @@ class SessionBase:
     cache: ResultCache | None = None
     # Methods that read the model's internals (gradients, hidden states) are offered only where they exist.
     reads_internals: bool = True
+    # Whether `prompt_spans` works: the prompt's words as elements (needs the model input's token ids).
+    attributes_prompt: bool = False
 
     def _init_regions(self) -> None:
         self._slic_image, self._slic = None, {}  # SLICO label maps of the latest image, by region count
@@ -257,6 +259,8 @@ class SessionBase:
         if method == "eagle":
             return self.explain(generation, tokens, regions, batch_size=batch_size, **params)
         request = self.request(generation, tokens, regions)
+        if not isinstance(request.regions, RegionSet):
+            raise InputError(f"{method} maps the image only; explain the prompt's words with eagle")
         values = saliency(method, self, request)
         scorer = self.scorer(request, batch_size=batch_size)
         context = self._result_context(request, scorer, "fast")
@@ -273,6 +277,8 @@ class SessionBase:
 
 class ModelSession(SessionBase):
     """A loaded vision-language model with its processor, ready to generate and explain."""
+
+    attributes_prompt = True
 
     def __init__(self, model, processor, *, name: str | None = None, batch_size: int | None = None,
                  cache=True, revision: str | None = None):

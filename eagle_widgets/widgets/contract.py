@@ -16,7 +16,8 @@ class ExplorerSession(Protocol):
     with `token_labels` and `regions`; `explain` runs EAGLE on it with `progress` and `cancel` and returns
     an Attribution whose `token_labels` name the selection. Optional: `methods()` and `explain_method`
     (other attribution methods, offered in the Explorer's method menu); `exact` (False for approximate scores)
-    with `cost(request, mode=..., **params)` (the calls an approximate explanation will make, said first).
+    with `cost(request, mode=..., **params)` (the calls an approximate explanation will make, said first);
+    `attributes_prompt` (True where `request(..., prompt="word")` orders the prompt's words too).
     """
 
     name: str

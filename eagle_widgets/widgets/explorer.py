@@ -23,7 +23,7 @@ from ..core.search import DEFAULT_PARAMS, MODES
 from .compare import CompareView
 from .contract import ExplorerSession
 from .markup import markup
-from .state import image_note, method_label, selection_label, summary
+from .state import image_note, method_label, prompt_html, prompt_state, selection_label, summary
 from .views import CurvesView, DownloadBar, HeatmapView, ModalityChart, TokenStrip, check_selection
 
 EXPORTS = (("png", "PNG", "the figure of what is shown (image, map, answer, curves)"),
@@ -136,8 +136,18 @@ class Explorer(W.VBox):
                                                   description="λ2",
                                                   tooltip="weight of deletion: 1 - p(token) with the "
                                                   "chosen regions removed", layout=W.Layout(width="120px"))
+        # What the search orders: image regions, the prompt's words/sentences, or both in one order.
+        over = ["image", "prompt", "image + prompt"] if getattr(session, "attributes_prompt", False) else ["image"]
+        self.over_control = W.Dropdown(options=over, value="image", description="explain over",
+                                       tooltip="image: regions of the image (the paper's); prompt: the words of "
+                                       "the question, the image fully visible; image + prompt: both in one order "
+                                       "(this toolkit's extension)", layout=W.Layout(width="230px"),
+                                       style={"description_width": "initial"})
+        self.spans_control = W.Dropdown(options=["word", "sentence"], value="word", description="prompt in",
+                                        tooltip="the prompt's units: words, or sentences",
+                                        layout=W.Layout(width="170px"), style={"description_width": "initial"})
         for control in (self.method_control, self.mode_control, self.regions_by, self.regions_control,
-                        self.lambda1_control, self.lambda2_control):
+                        self.lambda1_control, self.lambda2_control, self.over_control, self.spans_control):
             control.observe(self._on_params, names="value")
         self.run_button = W.Button(description="Run", icon="play", button_style="primary",
                                    layout=W.Layout(width="80px"))
@@ -164,9 +174,11 @@ class Explorer(W.VBox):
         self.history_control.observe(self._on_history, names="value")
         ask = W.HBox([self.upload, self.prompt_control, self.generate_button, self.history_control],
                      layout=W.Layout(flex_flow="row wrap"))
-        controls = W.HBox([self.method_control, self.mode_control, self.regions_by, self.regions_control,
-                           self.lambda1_control, self.lambda2_control, self.run_button, self.cancel_button],
-                          layout=W.Layout(flex_flow="row wrap"))
+        controls = W.HBox([self.method_control, self.mode_control, self.over_control, self.spans_control,
+                           self.regions_by, self.regions_control, self.lambda1_control, self.lambda2_control,
+                           self.run_button, self.cancel_button], layout=W.Layout(flex_flow="row wrap"))
+        # The prompt coloured by what the answer relies on (prompt and joint explanations).
+        self.prompt_strip = W.HTML("", layout=W.Layout(margin="2px 0 6px 0"))
         views = W.HBox([self.heatmap, W.VBox([self.curves, self.chart])], layout=W.Layout(flex_flow="row wrap"))
         self.downloads = DownloadBar(self.export_file, EXPORTS)
         self.compare_control = W.Dropdown(options=methods, value=methods[-1], description="compare with",
@@ -176,7 +188,8 @@ class Explorer(W.VBox):
         self.compare_button = W.Button(description="Compare", icon="columns", layout=W.Layout(width="100px"))
         self.compare_button.on_click(lambda _: self._compare_from_widget())
         self.comparison = CompareView(gen.image)
-        super().__init__([ask, self.header, self.strip, controls, W.HBox([self.progress, self.status]), views,
+        super().__init__([ask, self.header, self.strip, self.prompt_strip, controls,
+                          W.HBox([self.progress, self.status]), views,
                           W.HBox([self.compare_control, self.compare_button]), self.comparison, self.downloads])
 
     # -- questions ------------------------------------------------------------------------------
@@ -227,6 +240,7 @@ class Explorer(W.VBox):
             self._given_regions = None  # masks of another image
             self.regions_by.options = ["slico", "grid"]
         self.curves.clear()
+        self.prompt_strip.value = ""
         self.progress.value, self.progress.bar_style = 0, ""
         self.header.value = self._header_html()
         self.prompt_control.value = gen.prompt
@@ -291,7 +305,7 @@ class Explorer(W.VBox):
         return {"method": self.method_control.value, "mode": self.mode_control.value,
                 "regions_by": self.regions_by.value, "regions": int(self.regions_control.value),
                 "lambda1": float(self.lambda1_control.value), "lambda2": float(self.lambda2_control.value),
-                **self.mode_params}
+                "over": self.over_control.value, "spans": self.spans_control.value, **self.mode_params}
 
     def run(self) -> None:
         """Explain the current selection with the current controls (cached results come back at once)."""
@@ -315,6 +329,7 @@ class Explorer(W.VBox):
         self.heatmap.clear()  # the views keep their size: no layout jump
         self.heatmap.phase, self.heatmap.caption = "running", f"{self._labels(selection)} · starting…"
         self.curves.clear()
+        self.prompt_strip.value = ""
         how = params["mode"] if params["method"] == "eagle" else params["method"]
         where = "given regions" if params["regions_by"] == "given" else \
             f"{params['regions']} {'grid cells' if params['regions_by'] == 'grid' else 'regions'}"
@@ -369,6 +384,16 @@ class Explorer(W.VBox):
             return self._grids[key]
         return params["regions"]
 
+    def _request(self, selection, params: dict):
+        """The session's request for the controls: image regions, the prompt's spans, or both."""
+        over = params.get("over", "image")
+        if over != "image" and params["method"] != "eagle":
+            raise InputError(f"{params['method']} maps the image only; explain the prompt with eagle")
+        regions = None if over == "prompt" else self._regions_for(params)
+        prompt = None if over == "image" else params.get("spans", "word")
+        return self.session.request(self.generation, selection, regions,
+                                    **({"prompt": prompt} if prompt is not None else {}))
+
     def compare(self, left: dict | None = None, right: dict | None = None) -> Explorer:
         """Two explanations side by side, on one colour scale, computed in the background (`wait()` blocks
         until both are there). Each side is {"selection": [...], "method": "..."}; what a side leaves out is
@@ -409,7 +434,7 @@ class Explorer(W.VBox):
                 with self._lock:
                     cached = self._cache.get(key)
                 if cached is None:
-                    request = self.session.request(self.generation, side["selection"], self._regions_for(params))
+                    request = self._request(side["selection"], params)
                     cached = self._explain(request, params, cancel)
                     if cancel.is_set() or not cached.complete:
                         self.state = "cancelled"
@@ -493,13 +518,14 @@ class Explorer(W.VBox):
         self.result, self.state = None, "idle"
         self.heatmap.clear()
         self.curves.clear()
+        self.prompt_strip.value = ""
         self._set_status("Select tokens in the answer to see where the model looked.")
 
     # -- worker ---------------------------------------------------------------------------------
     def _work(self, key, selection, params, cancel: threading.Event) -> None:
         started = time.perf_counter()
         try:
-            request = self.session.request(self.generation, selection, self._regions_for(params))
+            request = self._request(selection, params)
             label = selection_label(request.token_labels)
             self._say_cost(request, params, label)
             result = self._explain(request, params, cancel,
@@ -543,7 +569,8 @@ class Explorer(W.VBox):
         EAGLE's (a baseline cannot be cancelled midway)."""
         if params["method"] != "eagle":
             return self.session.explain_method(request, method=params["method"], batch_size=self.batch_size)
-        extra = {k: v for k, v in params.items() if k not in ("method", "mode", "regions", "regions_by")}
+        extra = {k: v for k, v in params.items() if k not in ("method", "mode", "regions", "regions_by", "over",
+                                                              "spans")}
         return self.session.explain(request, mode=params["mode"], batch_size=self.batch_size, progress=progress,
                                     cancel=cancel, **extra)
 
@@ -582,6 +609,7 @@ class Explorer(W.VBox):
         self.result, self._shown_key = None, None
         self.heatmap.clear()
         self.curves.clear()
+        self.prompt_strip.value = ""
         self._set_status(f"Error: {message}", error=True)
 
     # -- linked hover ---------------------------------------------------------------------------
@@ -618,6 +646,7 @@ class Explorer(W.VBox):
         self._shown_key = key
         self.heatmap.show(result)
         self.curves.show(result)
+        self.prompt_strip.value = prompt_html(prompt_state(result, self.heatmap.encoding))
         prior = self._language_prior_note(result)
         if prior and not self.heatmap.note:
             self.heatmap.note = prior

@@ -13,13 +13,24 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
+
 from ..core.attribution import MAP_ENCODINGS
 from ..core.errors import EagleError, InputError
 from ..core.files import atomic_write
 from ..core.images import as_rgb_uint8
 from ..display.colours import DEFAULT_STYLE, OVERLAY_OPACITY, drawing
 from .markup import plain, text
-from .state import EMPTY_CURVES, EMPTY_HEATMAP, curves_state, heatmap_state, method_label, summary
+from .state import (
+    EMPTY_CURVES,
+    EMPTY_HEATMAP,
+    curves_state,
+    elements_label,
+    heatmap_state,
+    method_label,
+    prompt_state,
+    summary,
+)
 from .views import png_bytes
 
 _STATIC = Path(__file__).resolve().parent / "static"
@@ -40,6 +51,7 @@ __CSS__
 <b>Q:</b> <bdi id="prompt">__PROMPT__</bdi> &nbsp; <b>A:</b> <bdi id="answer">__ANSWER__</bdi>
 <span style="color:#777">(__MODEL__)</span></div>
 <div id="strip"></div>
+<div id="prompt-strip" class="eagle-prompt-strip"></div>
 <div class="eagle-export-status"><label id="result-menu">result <select id="result"></select></label>
 <span id="status"></span></div>
 <div class="eagle-export-row"><div id="heatmap"></div><div><div id="curves"></div><div id="modality"></div></div></div>
@@ -107,6 +119,7 @@ function show() {
   if (!hit) {
     shown = null;
     heatmap.update(data.empty_heatmap);
+    drawPrompt(null);
     curves.update(data.empty_curves);
     status.textContent = sel.length ? "No explanation of this selection was computed before the export. " +
       "Explained selections: " + question.explanations.map((e) => "[" + e.labels.join(" ") + "]").join(", ")
@@ -118,7 +131,25 @@ function show() {
   shown = hit;
   heatmap.update({ labels: bytes(hit.label_bytes), ...hit.heatmap[heatmap.get("encoding")] });
   curves.update(hit.curves);
+  drawPrompt(hit.prompt[heatmap.get("encoding")]);
   status.textContent = `${hit.name}: ${hit.summary}`;
+}
+// The prompt strip: text nodes only (the prompt is data, never markup).
+function drawPrompt(state) {
+  const box = document.getElementById("prompt-strip");
+  box.replaceChildren();
+  if (!state || !state.pieces.length) return;
+  box.append(Object.assign(document.createElement("b"), { textContent: "Prompt: " }));
+  for (const piece of state.pieces) {
+    const span = Object.assign(document.createElement("span"), { textContent: piece.text });
+    if (piece.span >= 0) {
+      span.style.background = `rgba(214, 60, 30, ${(0.12 + 0.78 * Math.max(0, Math.min(1, piece.value))).toFixed(2)})`;
+      span.title = (piece.rank ? `rank ${piece.rank}` : "not ranked") + `, value ${piece.value.toFixed(2)}`;
+    }
+    box.append(span);
+  }
+  box.append(document.createElement("br"), Object.assign(document.createElement("span"),
+    { className: "eagle-export-status", textContent: `${state.title}; order: ${state.order.join(" → ")}` }));
 }
 function switchQuestion(i) {
   question = data.questions[i];
@@ -218,17 +249,19 @@ def _question(explorer, question) -> dict:
 
 
 def _explanation(gen, selection: list[int], result, index: int) -> dict:
-    labels = result.regions.labels
-    if labels.max() >= 65536:
+    image = result.image_regions
+    labels = image.labels if image is not None else np.zeros((0, 0), dtype=np.int32)
+    if labels.size and labels.max() >= 65536:
         raise InputError("the HTML export draws at most 65536 regions")
     return {
         "index": index,
         "selection": selection,
         "labels": [gen.tokens[i] for i in selection],
-        "name": f"{method_label(result)} · {result.num_regions} regions · λ {result.lambda1:g}/{result.lambda2:g}",
+        "name": f"{method_label(result)} · {elements_label(result)} · λ {result.lambda1:g}/{result.lambda2:g}",
         "label_bytes": base64.b64encode(labels.astype("<u2").tobytes()).decode(),
         "heatmap": {encoding: {**heatmap_state(result, encoding), "step": 0} for encoding in MAP_ENCODINGS},
         "curves": curves_state(result),
+        "prompt": {encoding: prompt_state(result, encoding) for encoding in MAP_ENCODINGS},
         "summary": summary(result),
     }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.attribution import IMAGE_INDEPENDENT, MAP_ENCODINGS, Attribution, region_map
+from ..core.spans import AREA_AXES
 
 DEFAULT_ENCODING = "gain"
 ENCODING_TITLES = {"gain": "gain share", "paper": "paper's normalisation"}
@@ -45,33 +46,42 @@ def image_note(result: Attribution) -> str:
 
 def heatmap_state(result: Attribution, encoding: str = DEFAULT_ENCODING, scale: float | None = None) -> dict:
     """The heatmap's traits for `result` (labels travel separately: `label_bytes`); `scale` shares the gain
-    encoding's 1 between EAGLE maps. A baseline draws its own map on its own scale, named in the legend."""
+    encoding's 1 between EAGLE maps. A baseline draws its own map on its own scale, named in the legend. A joint
+    result draws its image regions (on the scale shared with its prompt spans); a prompt result has no map."""
     partial = "" if result.complete else f" · partial: {len(result.order)}/{result.num_regions} regions (cancelled)"
     own = result.method_map
+    image = result.image_regions
+    if image is None:
+        return {**EMPTY_HEATMAP, "caption": f"{selection_label(result.token_labels)} · the image fully visible: this "
+                f"explanation orders the prompt's {result.prompt_spans.granularity}s (below){partial}",
+                "phase": "done" if result.complete else "partial"}
     return {
-        "values": [float(v) for v in result.drawn_map(encoding, scale)],
-        "gains": [float(g) for g in result.marginal_gains()],
-        "order": list(result.order),
+        "values": [float(v) for v in result.image_values(encoding, scale)],
+        "gains": [float(g) for g in result.marginal_gains()[: image.n]],
+        "order": [int(e) for e in result.order if e < image.n],
         "insertion": [float(v) for v in result.insertion],
         "areas": [float(a) for a in result.areas],
-        "n_regions": result.num_regions,
+        "n_regions": image.n,
         "encoding": encoding,
         "legend": (f"{own.scale} (its own map; its curves rank regions by it, scored like EAGLE's)" if own
                    else legend(encoding, result, scale=scale)),
         "note": image_note(result),
         "caption": f"{selection_label(result.token_labels) or f'{result.num_tokens} tokens'} · "
-                   f"{method_label(result)} · {result.num_regions} regions · λ {result.lambda1:g}/{result.lambda2:g}"
+                   f"{method_label(result)} · {elements_label(result)} · λ {result.lambda1:g}/{result.lambda2:g}"
                    f"{partial}",
         "phase": "done" if result.complete else "partial",
     }
 
 
-def preview_state(update, num_regions: int, selection: str, encoding: str = DEFAULT_ENCODING) -> dict:
-    """The heatmap's traits while a search runs: the regions ranked so far, in the final encoding."""
+def preview_state(update, num_regions: int, selection: str, encoding: str = DEFAULT_ENCODING,
+                  num_elements: int | None = None) -> dict:
+    """The heatmap's traits while a search runs: the regions ranked so far, in the final encoding. A joint
+    search orders `num_elements` (image regions first): the image's part is drawn."""
+    values = region_map(update.order, update.scores, num_elements or num_regions, encoding)[:num_regions]
     return {
-        "values": [float(v) for v in region_map(update.order, update.scores, num_regions, encoding)],
+        "values": [float(v) for v in values],
         "gains": [0.0] * num_regions,
-        "order": list(update.order[: max(0, len(update.scores) - 1)]),
+        "order": [int(e) for e in update.order[: max(0, len(update.scores) - 1)] if e < num_regions],
         "insertion": [], "areas": [], "n_regions": num_regions, "encoding": encoding,
         "legend": legend(encoding, scores=list(update.scores)), "note": "",
         "caption": f"{selection} · {update.mode} · running: {update.step}/{update.total_steps} regions ranked",
@@ -83,9 +93,63 @@ EMPTY_HEATMAP = {"values": [], "gains": [], "order": [], "insertion": [], "areas
                  "legend": "", "note": "", "caption": "", "phase": "empty", "step": 0}
 
 
+def elements_label(result: Attribution) -> str:
+    """What a result orders, counted: "36 regions", "6 prompt words", "36 regions + 6 prompt words"."""
+    spans = result.prompt_spans
+    words = f"{spans.n} prompt {spans.granularity}s" if spans is not None else ""
+    image = result.image_regions
+    regions = f"{image.n} regions" if image is not None else ""
+    return " + ".join(x for x in (regions, words) if x)
+
+
+def prompt_state(result: Attribution | None, encoding: str = DEFAULT_ENCODING) -> dict:
+    """The prompt strip: the prompt's text in pieces, each span with its value (0..1, on the scale of the image's
+    regions in a joint result) and rank; and the first elements of the order as people name them."""
+    spans = result.prompt_spans if result is not None else None
+    if spans is None:
+        return {"pieces": [], "order": [], "title": ""}
+    values = result.span_values(encoding)
+    first = result.num_regions - spans.n
+    ranks = result.ranks()[first:]
+    pieces, last = [], 0
+    for i, ((a, b), value, rank) in enumerate(zip(spans.chars, values, ranks)):
+        if a > last:
+            pieces.append({"text": spans.text[last:a], "span": -1, "value": 0.0, "rank": 0})
+        pieces.append({"text": spans.text[a:b], "span": i, "value": float(value), "rank": int(rank)})
+        last = b
+    if last < len(spans.text):
+        pieces.append({"text": spans.text[last:], "span": -1, "value": 0.0, "rank": 0})
+    order = [f"region {e}" if e < first else spans.labels[e - first] for e in result.order[:12]]
+    kind = "image regions and prompt words in one order (this toolkit's joint extension)" \
+        if result.kind == "joint" else f"the prompt's {spans.granularity}s, the image fully visible"
+    return {"pieces": pieces, "order": order + (["…"] if len(result.order) > 12 else []),
+            "title": f"{selection_label(result.token_labels)} relies on {kind}"}
+
+
+def prompt_html(state: dict) -> str:
+    """The prompt strip as HTML for the live widget (the export draws the same state in its page)."""
+    from .markup import plain, text
+
+    if not state["pieces"]:
+        return ""
+    chips = []
+    for piece in state["pieces"]:
+        if piece["span"] < 0:
+            chips.append(text(piece["text"]))
+            continue
+        alpha = 0.12 + 0.78 * max(0.0, min(1.0, piece["value"]))
+        rank = f"rank {piece['rank']}" if piece["rank"] else "not ranked"
+        chips.append(f"<span class='eagle-prompt-span' title='{plain(rank)}, value {piece['value']:.2f}' "
+                     f"style='background: rgba(214, 60, 30, {alpha:.2f}); border-radius: 3px; padding: 1px 2px'>"
+                     f"{text(piece['text'])}</span>")
+    return (f"<div class='eagle-prompt-strip'><b>Prompt</b>: {''.join(chips)}<br><span class='eagle-status'>"
+            f"{text(state['title'])}; order: {text(' → '.join(state['order']))}</span></div>")
+
+
 def curves_state(result: Attribution) -> dict:
     partial = "" if result.complete else f"partial ({len(result.order)}/{result.num_regions} regions)"
     return {
+        "x_label": AREA_AXES[result.kind],
         "areas": [float(a) for a in result.areas],
         "insertion": [float(v) for v in result.insertion],
         "deletion": [float(v) for v in result.deletion],
@@ -98,7 +162,8 @@ def curves_state(result: Attribution) -> dict:
     }
 
 
-EMPTY_CURVES = {"areas": [], "insertion": [], "deletion": [], "insertion_tokens": [], "token_labels": [],
+EMPTY_CURVES = {"x_label": AREA_AXES["image"], "areas": [], "insertion": [], "deletion": [], "insertion_tokens": [],
+                "token_labels": [],
                 "insertion_auc": 0.0, "deletion_auc": 0.0, "title": "", "partial": ""}
 
 
@@ -107,6 +172,6 @@ def summary(result: Attribution) -> str:
     partial = "" if result.complete else \
         f" (partial: {len(result.order)}/{result.num_regions} regions, AUCs of the ranked part only)"
     approximate = f". APPROXIMATE: {result.approximation}" if result.approximation else ""
-    return (f"{selection_label(result.token_labels)}: {result.mode}, {result.num_regions} regions, "
+    return (f"{selection_label(result.token_labels)}: {result.mode}, {elements_label(result)}, "
             f"{result.evaluations} evaluations, insertion AUC {result.insertion_auc:.3f}, deletion AUC "
             f"{result.deletion_auc:.3f}{partial}{approximate}")

@@ -13,6 +13,7 @@ from ..core import validation
 from ..core.attribution import MAP_ENCODINGS, Attribution
 from ..core.errors import EagleError, InputError
 from ..core.images import as_rgb_uint8
+from ..core.spans import image_regions
 from ..display.colours import DEFAULT_STYLE, OVERLAY_OPACITY, STYLES, drawing
 from .state import DEFAULT_ENCODING, EMPTY_CURVES, EMPTY_HEATMAP, curves_state, heatmap_state, preview_state
 
@@ -181,9 +182,10 @@ class HeatmapView(_View):
         self._scale = scale
         state = heatmap_state(result, self.encoding, scale)
         with self.hold_sync():
-            if self._sent_regions is not result.regions:
-                self.set_regions(result.regions.labels)
-                self._sent_regions = result.regions
+            image = result.image_regions
+            if image is not None and self._sent_regions is not image:
+                self.set_regions(image.labels)
+                self._sent_regions = image
             for name, value in state.items():
                 setattr(self, name, value)
             self.step = min(self.step, len(result.order))
@@ -192,7 +194,11 @@ class HeatmapView(_View):
     def preview(self, update, selection: str, regions) -> None:
         """The regions ranked so far while a search runs (over `regions`, a RegionSet), in the same encoding as
         the final map. The label map is sent once per run, not with every update."""
-        state = preview_state(update, regions.n, selection, self.encoding)
+        image = image_regions(regions)
+        if image is None:  # prompt spans alone: nothing to draw on the image
+            return
+        state = preview_state(update, image.n, selection, self.encoding, num_elements=regions.n)
+        regions = image
         with self.hold_sync():
             if self._sent_regions is not regions:
                 self.set_regions(regions.labels)
@@ -232,6 +238,7 @@ class CurvesView(_View):
     deletion_auc = traitlets.Float(0.0).tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)
     partial = traitlets.Unicode("").tag(sync=True)
+    x_label = traitlets.Unicode("fraction of the image inserted or deleted").tag(sync=True)
     step = traitlets.Int(0).tag(sync=True)
     hover_step = traitlets.Int(-1).tag(sync=True)  # the step under the pointer (-1: none), set by the front end
     highlight = traitlets.Int(-1).tag(sync=True)  # which token's own insertion curve to emphasise (-1: none)

@@ -319,7 +319,7 @@ function renderCurves({ model, el: root }) {
       s.append(svgText({ x: L - 6, y: Y(t) + 4, "text-anchor": "end" }, String(t)));
     });
     s.append(svgText({ x: X(0.5), y: H - 4, "text-anchor": "middle", class: "eagle-axis-title" },
-      "fraction of the image inserted or deleted"));
+      model.get("x_label") || "fraction of the image inserted or deleted"));
     s.append(svgText({ x: 12, y: Y(0.5), "text-anchor": "middle", class: "eagle-axis-title",
       transform: `rotate(-90 12 ${Y(0.5)})` }, "mean p(selection)"));
     const ok = areas.length > 0 && ins.length === areas.length && del.length === areas.length;
@@ -364,7 +364,7 @@ function renderCurves({ model, el: root }) {
     root.replaceChildren(s, info);
   }
   const off = subscribe(model, ["change:areas", "change:insertion", "change:deletion", "change:insertion_tokens",
-    "change:insertion_auc", "change:deletion_auc", "change:title", "change:partial", "change:step",
+    "change:insertion_auc", "change:deletion_auc", "change:title", "change:partial", "change:step", "change:x_label",
     "change:highlight"], draw);
   draw();
   return off;
