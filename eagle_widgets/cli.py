@@ -52,7 +52,8 @@ def _output_folder(out: Path) -> Path:
     return out
 
 
-def _explain(session, image, prompt, out: Path, tokens, words, mode, regions, max_new_tokens, answer=None) -> int:
+def _explain(session, image, prompt, out: Path, tokens, words, mode, regions, max_new_tokens, answer=None,
+             prompt_spans=None) -> int:
     from .core.errors import InputError
 
     if tokens and words:
@@ -64,7 +65,10 @@ def _explain(session, image, prompt, out: Path, tokens, words, mode, regions, ma
     print("tokens: " + " ".join(f"[{i}]{t!r}" for i, t in enumerate(gen.tokens)))
     reliance = session.reliance(gen)
     selection = gen.positions_of(words) if words else (tokens or None)
-    result = session.explain(gen, tokens=selection, regions=regions, mode=mode, progress=_terminal_progress)
+    if regions == 0 and prompt_spans is None:
+        raise InputError("--regions 0 leaves nothing to explain over; add --prompt-spans word|sentence")
+    result = session.explain(gen, tokens=selection, regions=regions or None, mode=mode, progress=_terminal_progress,
+                             **({"prompt": prompt_spans} if prompt_spans else {}))
     # The answer first: whatever happens to the figure, the outputs that exist belong together.
     (out / "answer.json").write_text(json.dumps({
         "prompt": prompt, "answer": gen.text, "tokens": gen.tokens, "token_ids": gen.token_ids,
@@ -80,7 +84,8 @@ def _evaluate(args) -> int:
     options = EvaluationOptions(model=args.model, mode=args.mode, regions=args.regions, lambda1=args.lambda1,
                                 lambda2=args.lambda2, batch_size=args.batch_size, dtype=args.dtype,
                                 device=args.device, max_new_tokens=args.max_new_tokens,
-                                served_model=args.served_model, api=args.api, max_in_flight=args.max_in_flight)
+                                served_model=args.served_model, api=args.api, max_in_flight=args.max_in_flight,
+                                prompt_spans=args.prompt_spans)
     summary = evaluate(args.manifest, args.out, options, backend=args.backend, workers=args.workers,
                        address=args.address)
     print(format_summary(summary, options))
@@ -122,7 +127,10 @@ def main(argv=None) -> int:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--out", type=Path, default=Path("eagle-output"), help="folder for the results")
     common.add_argument("--mode", default="efficient", choices=list(MODES))
-    common.add_argument("--regions", type=int, default=36, help="number of SLICO superpixels (d)")
+    common.add_argument("--regions", type=int, default=36, help="number of SLICO superpixels (d); 0 with "
+                        "--prompt-spans: the prompt's spans alone, the image fully visible")
+    common.add_argument("--prompt-spans", choices=["word", "sentence"], default=None,
+                        help="also order the prompt's words or sentences (with --regions 0: only them)")
     common.add_argument("--max-new-tokens", type=int, default=48)
     ex = sub.add_parser("explain", parents=[common], help="explain a model's answer about an image")
     ex.add_argument("--image", type=Path, required=True)
@@ -143,7 +151,10 @@ def main(argv=None) -> int:
     ev.add_argument("--model", default="demo", help="'demo', a model folder, a Hugging Face id, or a server's "
                     "address (http://host:8000/v1)")
     ev.add_argument("--mode", default="exact", choices=list(MODES))
-    ev.add_argument("--regions", type=int, default=64, help="number of SLICO superpixels (d)")
+    ev.add_argument("--regions", type=int, default=64, help="number of SLICO superpixels (d); 0 with "
+                    "--prompt-spans: the prompt's spans alone")
+    ev.add_argument("--prompt-spans", choices=["word", "sentence"], default=None,
+                    help="also order the prompt's words or sentences")
     ev.add_argument("--lambda1", type=float, default=1.0)
     ev.add_argument("--lambda2", type=float, default=1.0)
     ev.add_argument("--batch-size", type=int, default=None)
@@ -187,7 +198,7 @@ def main(argv=None) -> int:
             session = load_demo_session()
             words = [scene.objects[0].shape]
             return _explain(session, scene.image, CAPTION_PROMPT, args.out, None, words, args.mode, args.regions,
-                            args.max_new_tokens)
+                            args.max_new_tokens, prompt_spans=args.prompt_spans)
         from .core.images import load_image
         from .models import load_session
 
@@ -202,7 +213,7 @@ def main(argv=None) -> int:
         else:
             session = load_session(args.model, device=args.device, dtype=args.dtype)
         return _explain(session, image, args.prompt, args.out, args.tokens, args.words, args.mode, args.regions,
-                        args.max_new_tokens, args.answer)
+                        args.max_new_tokens, args.answer, args.prompt_spans)
     except EagleError as err:
         print(f"eagle-widgets: {err}", file=sys.stderr)
         return 2

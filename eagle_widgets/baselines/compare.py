@@ -103,3 +103,26 @@ def correction_ratios(session: ModelSession, generation: Generation, position: i
 
     return {m: minimal_correction_ratio(order, regions.area_fractions, answers_correct)
             for m, order in orders.items()}
+
+
+def compare_prompt_methods(session: ModelSession, generation: Generation, tokens=None, *, granularity: str = "word",
+                           mode: str = "exact", seed: int = 0, masking: str = "pad") -> dict:
+    """EAGLE over the prompt's spans (the image fully visible) against two orders of the same spans scored with
+    the same scorer: random (seeded) and occlusion (each span by the drop of p when it alone is removed).
+    Returns {"eagle", "random", "occlusion"} -> Attribution, whose curves and AUCs compare directly."""
+    from ..core import attribute_order
+
+    request = session.request(generation, tokens, None, prompt=granularity, masking=masking)
+    eagle = session.explain(request, mode=mode, use_cache=False)
+    scorer = session.scorer(request)
+    n = request.regions.n
+    visible = np.ones((n + 1, n), dtype=bool)
+    visible[np.arange(1, n + 1), np.arange(n)] = False
+    p = scorer(visible).double().mean(dim=1).numpy()
+    orders = {"random": [int(i) for i in np.random.default_rng(seed).permutation(n)],
+              "occlusion": [int(i) for i in np.argsort(-(p[0] - p[1:]), kind="stable")]}
+    out = {"eagle": eagle}
+    for name, order in orders.items():
+        out[name] = attribute_order(scorer, request.regions, order, batch_size=scorer.batch_size, mode=name,
+                                    context={"token_labels": request.token_labels, "image": generation.image})
+    return out

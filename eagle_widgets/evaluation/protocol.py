@@ -33,11 +33,16 @@ class EvaluationOptions:
     served_model: str | None = None
     api: str = "auto"
     max_in_flight: int = 8
+    # The prompt's spans too ("word" or "sentence"); with regions 0 they alone are ordered.
+    prompt_spans: str | None = None
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise InputError(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
-        validation.region_count(self.regions)
+        if self.prompt_spans not in (None, "word", "sentence"):
+            raise InputError(f"prompt_spans must be 'word', 'sentence' or None; got {self.prompt_spans!r}")
+        if not (self.regions == 0 and self.prompt_spans):  # 0: the prompt's spans alone
+            validation.region_count(self.regions)
         validation.lambdas(self.lambda1, self.lambda2)
         validation.integer(self.max_new_tokens, "max_new_tokens", minimum=1)
         if self.batch_size is not None:
@@ -97,8 +102,9 @@ def evaluate_sample(session, sample: Sample, options: EvaluationOptions):
     generation = _answer(session, sample, image, options)
     targets = _targets(generation, sample)
     correct_id = None if sample.correct_answer is None else session.token_id(sample.correct_answer)
-    request = session.request(generation, targets, options.regions,
-                              target_ids=None if correct_id is None else [correct_id])
+    request = session.request(generation, targets, options.regions or None,
+                              target_ids=None if correct_id is None else [correct_id],
+                              **({"prompt": options.prompt_spans} if options.prompt_spans else {}))
     result = session.explain(request, mode=options.mode, lambda1=options.lambda1, lambda2=options.lambda2,
                              batch_size=options.batch_size, use_cache=False)
     record = {
@@ -110,6 +116,8 @@ def evaluate_sample(session, sample: Sample, options: EvaluationOptions):
         "pointing_box": None, "pointing_mask": None, "mcr": None, "corrected": None, "hallucinated": None,
         "evaluations": result.evaluations,
     }
+    if result.image_regions is None:  # the prompt's spans alone: no map over the image to point with
+        box = mask = None
     if box is not None:
         record["pointing_box"] = float(result.pointing_game(box=box))
     if mask is not None:

@@ -119,9 +119,13 @@ class PromptScorer(ModelScorer):
     def _pixels(self, chunk: torch.Tensor) -> torch.Tensor:
         return self.pixel_values.repeat(len(chunk), *([1] * (self.pixel_values.ndim - 1)))
 
-    def __call__(self, visible: torch.Tensor) -> torch.Tensor:
+    def __call__(self, visible: torch.Tensor, greedy: bool = False) -> torch.Tensor:
         return self._chunked(visible, self._pixels, lambda pv, chunk: self.forward(
-            pv, chunk.shape[0], rows=self.variants.rows(chunk, self.device)))
+            pv, chunk.shape[0], greedy=greedy, rows=self.variants.rows(chunk, self.device)))
+
+    def greedy(self, visible) -> torch.Tensor:
+        """The model's own (argmax) token at each target position for each mask, [B, T] ids."""
+        return self(visible, greedy=True)
 
     def describe(self) -> dict:
         return {"path": "prompt", "semantics": "prompt spans removed in the model input, the image fully visible",
@@ -139,11 +143,14 @@ class JointScorer(ModelScorer):
         self.n_image = ground.regions.n
         self.variants = PromptVariants(ground.spans, image_scorer.sequence.text_inputs, masking, tokenizer)
 
-    def __call__(self, visible: torch.Tensor) -> torch.Tensor:
+    def __call__(self, visible: torch.Tensor, greedy: bool = False) -> torch.Tensor:
         visible = validation.masks(visible, self.regions.n)
         return self._chunked(visible, lambda chunk: self.image_scorer.pixel_inputs(chunk[:, : self.n_image]),
-                             lambda pv, chunk: self.forward(pv, chunk.shape[0], rows=self.variants.rows(
+                             lambda pv, chunk: self.forward(pv, chunk.shape[0], greedy=greedy, rows=self.variants.rows(
                                  chunk[:, self.n_image:], self.device)))
+
+    def greedy(self, visible) -> torch.Tensor:
+        return self(visible, greedy=True)
 
     def describe(self) -> dict:
         return {**self.image_scorer.describe(), "path": "joint", "semantics": "image regions blacked out in the "
