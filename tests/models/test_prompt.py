@@ -158,3 +158,71 @@ def test_served_sessions_say_they_cannot_attribute_the_prompt():
     g = s.teacher_force(scene(), PROMPT, "a red circle")
     with pytest.raises(UnsupportedModel, match="cannot attribute to the prompt's words"):
         s.explain(g, regions=None, prompt="word")
+
+
+@pytest.fixture(scope="module")
+def demo_answer(demo_session):
+    from eagle_widgets.demo import UNBIASED, make_scene
+
+    scene = make_scene(1_000_025, bias=UNBIASED)
+    return demo_session, scene, demo_session.generate(scene.image, "what color is the circle ?", max_new_tokens=2)
+
+
+def test_the_demo_model_relies_on_the_shape_word_and_beats_random(demo_answer):
+    from eagle_widgets.baselines.compare import compare_prompt_methods
+
+    session, _, gen = demo_answer
+    results = compare_prompt_methods(session, gen, [0], granularity="word")
+    eagle, random = results["eagle"], results["random"]
+    assert eagle.prompt_spans.labels[eagle.order[0]] == "circle"  # the word that decides which colour
+    assert eagle.insertion_auc > random.insertion_auc and eagle.deletion_auc < random.deletion_auc
+    assert results["occlusion"].mode == "occlusion" and results["occlusion"].kind == "prompt"
+
+
+def test_the_explorer_and_export_show_the_prompt_strip(demo_answer, tmp_path):
+    from eagle_widgets.widgets import Explorer
+
+    session, scene, _ = demo_answer
+    explorer = Explorer(session, scene.image, "what color is the circle ?", regions=9, mode="exact")
+    assert explorer.over_control.options == ("image", "prompt", "image + prompt")
+    explorer.over_control.value = "prompt"
+    explorer.select([0]).wait()
+    assert explorer.state == "done" and explorer.result.kind == "prompt"
+    assert "eagle-prompt-span" in explorer.prompt_strip.value and "circle" in explorer.prompt_strip.value
+    assert explorer.curves.x_label == "fraction of the prompt's tokens inserted or deleted"
+    assert "image fully visible" in explorer.heatmap.caption and not explorer.heatmap.values
+    explorer.over_control.value = "image + prompt"
+    explorer.run()
+    explorer.wait()
+    assert explorer.result.kind == "joint" and len(explorer.heatmap.values) == explorer.result.image_regions.n
+    assert "joint extension" in explorer.prompt_strip.value
+    explorer.method_control.value = "occlusion"
+    explorer.run()
+    explorer.wait()
+    assert explorer.state == "error" and "maps the image only" in explorer.status.value
+    page = explorer.export_html(tmp_path / "prompt.html").read_text()
+    assert 'id="prompt-strip"' in page and "drawPrompt" in page and "relies on the prompt" in page
+
+
+def test_the_cli_and_evaluate_carry_prompt_results(demo_answer, tmp_path):
+    import csv
+    import json
+
+    from eagle_widgets.cli import main
+    from PIL import Image
+
+    _, scene, _ = demo_answer
+    Image.fromarray(scene.image).save(tmp_path / "scene.png")
+    assert main(["explain", "--image", str(tmp_path / "scene.png"), "--prompt", "what color is the circle ?",
+                 "--regions", "0", "--prompt-spans", "word", "--mode", "exact", "--tokens", "0",
+                 "--out", str(tmp_path / "out")]) == 0
+    assert load_attribution(tmp_path / "out" / "attribution.eagle").kind == "prompt"
+    assert main(["explain", "--image", str(tmp_path / "scene.png"), "--prompt", "what color is the circle ?",
+                 "--regions", "0", "--out", str(tmp_path / "o2")]) == 2
+    (tmp_path / "m.jsonl").write_text(json.dumps({"id": "q", "image": "scene.png", "prompt": "what color is the "
+                                                  "circle ?", "tokens": [0], "box": [0, 0, 10, 10]}))
+    assert main(["evaluate", str(tmp_path / "m.jsonl"), "--out", str(tmp_path / "run"), "--regions", "6",
+                 "--prompt-spans", "word"]) == 0
+    row = next(csv.DictReader((tmp_path / "run" / "results.csv").open()))
+    assert row["status"] == "ok" and row["n_regions"] == str(load_attribution(
+        next((tmp_path / "run").rglob("*.eagle"))).num_regions)
