@@ -351,9 +351,16 @@ class Explorer(W.VBox):
             raise InputError("this result explains another answer than the Explorer's")
         self._stop_worker()
         method = result.mode if result.mode in self.method_control.options else "eagle"
+        over = {"image": "image", "prompt": "prompt", "joint": "image + prompt"}[result.kind]
+        if over not in self.over_control.options:
+            raise InputError("this result orders the prompt's words, which this session cannot explain")
+        spans = result.prompt_spans
         for control, value in ((self.method_control, method), (self.mode_control, result.mode if method == "eagle"
                                                                 else self.mode_control.value),
-                               (self.regions_by, "slico"), (self.regions_control, regions),
+                               (self.over_control, over),
+                               (self.spans_control, spans.granularity if spans else self.spans_control.value),
+                               (self.regions_by, "slico"),
+                               (self.regions_control, regions or self.regions_control.value),
                                (self.lambda1_control, result.lambda1), (self.lambda2_control, result.lambda2)):
             control.value = value
         selection = list(context.targets)

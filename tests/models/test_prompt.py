@@ -226,3 +226,15 @@ def test_the_cli_and_evaluate_carry_prompt_results(demo_answer, tmp_path):
     row = next(csv.DictReader((tmp_path / "run" / "results.csv").open()))
     assert row["status"] == "ok" and row["n_regions"] == str(load_attribution(
         next((tmp_path / "run").rglob("*.eagle"))).num_regions)
+
+
+def test_a_stored_prompt_result_opens_in_the_explorer_as_computed(demo_answer, tmp_path):
+    from eagle_widgets.widgets import Explorer
+
+    session, scene, gen = demo_answer
+    stored = session.explain(gen, [0], regions=9, prompt="sentence", mode="exact")
+    stored.save(tmp_path / "joint.eagle")
+    explorer = Explorer(session, scene.image, "what color is the circle ?", regions=9, mode="exact")
+    explorer.show_result(load_attribution(tmp_path / "joint.eagle"), 9)
+    assert explorer.over_control.value == "image + prompt" and explorer.spans_control.value == "sentence"
+    assert explorer.state == "done" and explorer.result.kind == "joint" and "Shown again" in explorer.status.value
