@@ -303,7 +303,8 @@ class ServedSession(SessionBase):
         if not self.exact:
             params = {k: v for k, v in kwargs.items() if k not in _EXPLAIN_OPTIONS}
             limit = kwargs.pop("max_calls", self.max_calls)
-            request = self.request(generation, tokens, regions, target_ids=kwargs.get("target_ids"))
+            request = self.request(generation, tokens, regions, target_ids=kwargs.get("target_ids"),
+                                   prompt=kwargs.get("prompt"), masking=kwargs.get("masking", "pad"))
             cost = self.cost(request, mode=mode, **params)
             if cost["requests"] > limit:
                 raise InputError(f"this explanation needs {'at least ' if cost['at_least'] else ''}"
@@ -327,7 +328,7 @@ class ServedSession(SessionBase):
 
 
 _EXPLAIN_OPTIONS = ("lambda1", "lambda2", "batch_size", "progress", "cancel", "path", "target_ids", "use_cache",
-                    "max_calls")
+                    "max_calls", "prompt", "masking")
 
 
 def _check_prompt(prompt) -> None:

@@ -207,3 +207,12 @@ def test_black_box_baselines_run_on_a_served_model():
     assert result.method_map is not None and result.context.path == "served"
     with pytest.raises(UnsupportedModel, match="reads the model's internals"):
         s.explain_method(g, [1], regions=4, method="tam")
+
+
+def test_an_approximate_session_refuses_the_prompt_by_name():
+    from eagle_widgets.core.errors import UnsupportedModel
+
+    s = session(FakeOpenAI(), api="openai-topk")
+    g = s.generate(IMAGE, PROMPT, 8)
+    with pytest.raises(UnsupportedModel, match="cannot attribute to the prompt's words"):
+        s.explain(g, regions=None, prompt="word")
