@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 from eagle_widgets.core import InputError, load_attribution
-from eagle_widgets.core.errors import UnsupportedModel
 from eagle_widgets.core.spans import JointSet, PromptSpans, split_text
 from eagle_widgets.models.prompt import PromptVariants
 
@@ -146,18 +145,6 @@ def test_bad_prompt_requests_are_named(answered):
     with pytest.raises(InputError, match="do not belong to this input"):
         PromptVariants(PromptSpans("ab", "word", ((0, 2),), ((10_000,),)),
                        {"input_ids": torch.zeros(1, 5, dtype=torch.long)}, "pad", s.tokenizer)
-
-
-def test_served_sessions_say_they_cannot_attribute_the_prompt():
-    from eagle_widgets.served import ServedSession
-
-    from served.fake_servers import FakeVLLM
-
-    fake = FakeVLLM()
-    s = ServedSession("http://fake/v1", transport=fake.transport(), cache=False)
-    g = s.teacher_force(scene(), PROMPT, "a red circle")
-    with pytest.raises(UnsupportedModel, match="cannot attribute to the prompt's words"):
-        s.explain(g, regions=None, prompt="word")
 
 
 @pytest.fixture(scope="module")

@@ -209,10 +209,13 @@ def test_black_box_baselines_run_on_a_served_model():
         s.explain_method(g, [1], regions=4, method="tam")
 
 
-def test_an_approximate_session_refuses_the_prompt_by_name():
+def test_served_sessions_refuse_the_prompt_by_name():
     from eagle_widgets.core.errors import UnsupportedModel
 
-    s = session(FakeOpenAI(), api="openai-topk")
-    g = s.generate(IMAGE, PROMPT, 8)
+    exact = session(FakeVLLM())
     with pytest.raises(UnsupportedModel, match="cannot attribute to the prompt's words"):
-        s.explain(g, regions=None, prompt="word")
+        exact.explain(exact.teacher_force(IMAGE, PROMPT, "a red circle"), regions=None, prompt="word")
+    approximate = session(FakeOpenAI(), api="openai-topk")
+    g = approximate.generate(IMAGE, PROMPT, 8)
+    with pytest.raises(UnsupportedModel, match="cannot attribute to the prompt's words"):
+        approximate.explain(g, regions=None, prompt="word")

