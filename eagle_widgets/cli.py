@@ -129,7 +129,7 @@ def main(argv=None) -> int:
     common.add_argument("--mode", default="efficient", choices=list(MODES))
     common.add_argument("--regions", type=int, default=36, help="number of SLICO superpixels (d); 0 with "
                         "--prompt-spans: the prompt's spans alone, the image fully visible")
-    common.add_argument("--prompt-spans", choices=["word", "sentence"], default=None,
+    common.add_argument("--prompt-spans", choices=["word", "sentence", "message"], default=None,
                         help="also order the prompt's words or sentences (with --regions 0: only them)")
     common.add_argument("--max-new-tokens", type=int, default=48)
     ex = sub.add_parser("explain", parents=[common], help="explain a model's answer about an image")
@@ -153,7 +153,7 @@ def main(argv=None) -> int:
     ev.add_argument("--mode", default="exact", choices=list(MODES))
     ev.add_argument("--regions", type=int, default=64, help="number of SLICO superpixels (d); 0 with "
                     "--prompt-spans: the prompt's spans alone")
-    ev.add_argument("--prompt-spans", choices=["word", "sentence"], default=None,
+    ev.add_argument("--prompt-spans", choices=["word", "sentence", "message"], default=None,
                     help="also order the prompt's words or sentences")
     ev.add_argument("--lambda1", type=float, default=1.0)
     ev.add_argument("--lambda2", type=float, default=1.0)

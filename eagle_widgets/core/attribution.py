@@ -246,6 +246,20 @@ class Attribution:
         prompt = self.prompt_spans
         return None if prompt is None else self.drawn_map(encoding, scale)[self.num_regions - prompt.n:]
 
+    def reliance_split(self) -> dict:
+        """What the selection's mean probability with everything shown rests on, along this result's order: the
+        prior (p with the image black and every prompt span removed), the image regions' and the prompt spans'
+        steps of the insertion curve (they add up to p with everything shown: the curve telescopes). Order-
+        dependent, like the curve it reads; for joint results (and prompt or image results, where one part is 0)."""
+        curve = self.insertion
+        steps = np.diff(curve)
+        image = self.image_regions
+        first_span = image.n if image is not None else 0
+        is_image = np.array([e < first_span for e in self.order], dtype=bool)
+        return {"prior": float(curve[0]), "image": float(steps[is_image].sum()),
+                "prompt": float(steps[~is_image].sum()) if self.prompt_spans is not None else 0.0,
+                "total": float(curve[-1])}
+
     def pixel_map(self, smooth: float = 0.0, encoding: str = "gain") -> np.ndarray:
         """The map at pixel level (float32 HxW) in `encoding`, optionally smoothed with a Gaussian of `smooth`
         pixels. The pixel-level metrics rank pixels by the "paper" encoding, which follows the region order."""

@@ -22,7 +22,7 @@ import numpy as np
 from .errors import InputError
 from .regions import RegionSet
 
-GRANULARITIES = ("word", "sentence")
+GRANULARITIES = ("word", "sentence", "message")
 # What the curves' x-axis (the area) is, by what a result orders.
 AREA_AXES = {"image": "fraction of the image inserted or deleted",
              "prompt": "fraction of the prompt's tokens inserted or deleted",
@@ -33,15 +33,17 @@ _SENTENCE_END = re.compile(r"[.!?;。！？；]+|\n+")
 
 
 def split_text(text: str, granularity: str) -> list[tuple[int, int]]:
-    """Character ranges of the words or sentences of `text` (whitespace belongs to none)."""
+    """Character ranges of the words, sentences or the whole message of `text` (whitespace belongs to none)."""
     if granularity not in GRANULARITIES:
-        raise InputError(f"prompt spans are {' or '.join(GRANULARITIES)}; got {granularity!r}")
+        raise InputError(f"prompt spans are {', '.join(GRANULARITIES[:-1])} or {GRANULARITIES[-1]}; "
+                         f"got {granularity!r}")
     if granularity == "word":
         return [m.span() for m in _WORD.finditer(text)]
     spans, start = [], 0
-    for m in _SENTENCE_END.finditer(text):
-        spans.append((start, m.end()))
-        start = m.end()
+    if granularity == "sentence":
+        for m in _SENTENCE_END.finditer(text):
+            spans.append((start, m.end()))
+            start = m.end()
     spans.append((start, len(text)))
     out = []
     for a, b in spans:  # trim whitespace; drop empty pieces

@@ -39,8 +39,8 @@ class EvaluationOptions:
     def __post_init__(self):
         if self.mode not in MODES:
             raise InputError(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
-        if self.prompt_spans not in (None, "word", "sentence"):
-            raise InputError(f"prompt_spans must be 'word', 'sentence' or None; got {self.prompt_spans!r}")
+        if self.prompt_spans not in (None, "word", "sentence", "message"):
+            raise InputError(f"prompt_spans must be 'word', 'sentence', 'message' or None; got {self.prompt_spans!r}")
         if not (self.regions == 0 and self.prompt_spans):  # 0: the prompt's spans alone
             validation.region_count(self.regions)
         validation.lambdas(self.lambda1, self.lambda2)

@@ -159,9 +159,9 @@ class SessionBase:
                 masking: str = "pad") -> ExplanationRequest:
         """Check once what to explain: `tokens` of `generation` (None or "all": every token), over `regions`
         (an int d for SLICO, a RegionSet or a label map), scoring `target_ids` instead of the generated ids when
-        given. `prompt` ("word" or "sentence") adds the spans of the user's prompt: with `regions=None` they alone
-        are ordered (the image fully visible), else image regions and spans in one ground set (the joint
-        extension). A span is removed by replacing its tokens with the pad token (`masking="pad"`) or by
+        given. `prompt` ("word", "sentence" or "message") adds the spans of the user's prompt: with `regions=None`
+        they alone are ordered (the image fully visible), else image regions and spans in one ground set (the
+        joint extension). A span is removed by replacing its tokens with the pad token (`masking="pad"`) or by
         attention 0 (`"attention"`)."""
         if isinstance(generation, ExplanationRequest):
             if generation.generation.session_id != self.id:

@@ -143,8 +143,9 @@ class Explorer(W.VBox):
                                        "the question, the image fully visible; image + prompt: both in one order "
                                        "(this toolkit's extension)", layout=W.Layout(width="230px"),
                                        style={"description_width": "initial"})
-        self.spans_control = W.Dropdown(options=["word", "sentence"], value="word", description="prompt in",
-                                        tooltip="the prompt's units: words, or sentences",
+        self.spans_control = W.Dropdown(options=["word", "sentence", "message"], value="word", description="prompt in",
+                                        tooltip="the prompt's units: words, sentences, or the whole message (with "
+                                        "the image: did the answer need the question at all?)",
                                         layout=W.Layout(width="170px"), style={"description_width": "initial"})
         for control in (self.method_control, self.mode_control, self.regions_by, self.regions_control,
                         self.lambda1_control, self.lambda2_control, self.over_control, self.spans_control):

@@ -120,10 +120,14 @@ def prompt_state(result: Attribution | None, encoding: str = DEFAULT_ENCODING) -
     if last < len(spans.text):
         pieces.append({"text": spans.text[last:], "span": -1, "value": 0.0, "rank": 0})
     order = [f"region {e}" if e < first else spans.labels[e - first] for e in result.order[:12]]
-    kind = "image regions and prompt words in one order (this toolkit's joint extension)" \
+    kind = f"image regions and prompt {spans.granularity}s in one order (this toolkit's joint extension)" \
         if result.kind == "joint" else f"the prompt's {spans.granularity}s, the image fully visible"
-    return {"pieces": pieces, "order": order + (["…"] if len(result.order) > 12 else []),
-            "title": f"{selection_label(result.token_labels)} relies on {kind}"}
+    title = f"{selection_label(result.token_labels)} relies on {kind}"
+    if result.kind == "joint" and result.complete:
+        split = result.reliance_split()
+        title += (f": p {split['total']:.2f} = prior {split['prior']:.2f} (neither) + image {split['image']:.2f} + "
+                  f"prompt {split['prompt']:.2f} along this order")
+    return {"pieces": pieces, "order": order + (["…"] if len(result.order) > 12 else []), "title": title}
 
 
 def prompt_html(state: dict) -> str:

@@ -21,7 +21,8 @@ def test_prompts_split_into_words_and_sentences():
         "Is the circle red?", "Look closely.", "Answer yes or no"]
     cjk = "这是猫。 a cat"
     assert [cjk[a:b] for a, b in split_text(cjk, "word")] == ["这", "是", "猫", "。", "a", "cat"]
-    with pytest.raises(InputError, match="word or sentence"):
+    assert [text[a:b] for a, b in split_text(text, "message")] == [text]
+    with pytest.raises(InputError, match="word, sentence or message"):
         split_text(text, "phrase")
 
 
@@ -112,6 +113,17 @@ def test_the_joint_ground_set_equals_its_reference(family, answered):
                           image_only(masks[:, :4]), atol=1e-4)
 
 
+def test_the_joint_split_adds_up_to_the_answers_probability(answered):
+    s, g = answered("llava")
+    joint = s.explain(g, [0], regions=4, prompt="message", mode="exact")
+    assert joint.prompt_spans.n == 1 and joint.num_regions == 5
+    split = joint.reliance_split()
+    assert np.isclose(split["prior"] + split["image"] + split["prompt"], split["total"])
+    assert np.isclose(split["total"], joint.p_full.mean()) and np.isclose(split["prior"], joint.insertion[0])
+    image_only = s.explain(g, [0], regions=4, mode="exact").reliance_split()
+    assert image_only["prompt"] == 0.0 and np.isclose(image_only["prior"] + image_only["image"], image_only["total"])
+
+
 def test_prompt_and_joint_results_round_trip(answered, tmp_path):
     s, g = answered("llava")
     for regions in (None, 4):
@@ -138,7 +150,7 @@ def test_bad_prompt_requests_are_named(answered):
         s.request(g, [0], regions=None)
     with pytest.raises(InputError, match="masking must be 'pad' or 'attention'"):
         s.request(g, [0], regions=None, prompt="word", masking="delete")
-    with pytest.raises(InputError, match="prompt spans are word or sentence"):
+    with pytest.raises(InputError, match="prompt spans are word, sentence or message"):
         s.request(g, [0], regions=None, prompt="clause")
     with pytest.raises(InputError, match="share a token"):
         PromptSpans("ab", "word", ((0, 1), (1, 2)), ((5,), (5,)))
