@@ -66,7 +66,7 @@ def _explain(session, image, prompt, out: Path, tokens, words, mode, regions, ma
     reliance = session.reliance(gen)
     selection = gen.positions_of(words) if words else (tokens or None)
     if regions == 0 and prompt_spans is None:
-        raise InputError("--regions 0 leaves nothing to explain over; add --prompt-spans word|sentence")
+        raise InputError("--regions 0 leaves nothing to explain over; add --prompt-spans word|sentence|message")
     result = session.explain(gen, tokens=selection, regions=regions or None, mode=mode, progress=_terminal_progress,
                              **({"prompt": prompt_spans} if prompt_spans else {}))
     # The answer first: whatever happens to the figure, the outputs that exist belong together.
