@@ -237,3 +237,14 @@ def test_a_stored_prompt_result_opens_in_the_explorer_as_computed(demo_answer, t
     explorer.show_result(load_attribution(tmp_path / "joint.eagle"), 9)
     assert explorer.over_control.value == "image + prompt" and explorer.spans_control.value == "sentence"
     assert explorer.state == "done" and explorer.result.kind == "joint" and "Shown again" in explorer.status.value
+
+
+@pytest.mark.parametrize("mode", ["efficient", "early_stop"])
+def test_every_search_mode_orders_prompt_and_joint_elements(mode, demo_answer):
+    session, _, gen = demo_answer
+    for regions in (None, 9):
+        result = session.explain(gen, [0], regions=regions, prompt="word", mode=mode, use_cache=False)
+        assert result.complete and sorted(result.order) == list(range(result.num_regions))
+        assert result.mode == mode and np.isclose(result.areas[-1], 1.0)
+    words = session.explain(gen, [0], regions=None, prompt="word", mode=mode, use_cache=False)
+    assert words.prompt_spans.labels[words.order[0]] == "circle"
