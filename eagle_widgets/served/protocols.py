@@ -137,19 +137,7 @@ class VLLMChat(ScoringProtocol):
     def prepare(self, client, model, answer, targets, target_ids, prompt, image_url):
         if answer.ids is None:
             raise InputError("this answer has no token ids; vLLM scores token ids")
-        # Targets scored at their generated id share one sequence; another id at a position (the correct
-        # answer of a hallucination) is read from a sequence that ends with it.
-        same = [t for t, tid in zip(targets, target_ids) if answer.ids[t] == tid]
-        sequences: list[list[int]] = []
-        reads = []
-        if same:
-            sequences.append(answer.ids[: max(same) + 1])
-        for t, tid in zip(targets, target_ids):
-            if answer.ids[t] == tid:
-                reads.append((0, t))
-            else:
-                sequences.append(answer.ids[:t] + [tid])
-                reads.append((len(sequences) - 1, t))
+        sequences, reads = answer_sequences(answer.ids, targets, target_ids)
         texts = [_field(d, "prompt", "decoding the answer") for d in client.post_many(
             "/detokenize", [{"model": model, "tokens": seq} for seq in sequences])]
         prepared = Prepared([{"ids": seq, "text": text} for seq, text in zip(sequences, texts)], reads,
@@ -282,16 +270,9 @@ class SGLangGenerate(ScoringProtocol):
         return Answer(list(ids), _pieces(self._decode, ids), [False] * len(ids), text.strip())
 
     def prepare(self, client, model, answer, targets, target_ids, prompt, image_url):
-        reads, sequences = [], []
-        for t, tid in zip(targets, target_ids):
-            seq = answer.ids[:t] + [tid]
-            if answer.ids[t] == tid:
-                seq = answer.ids[: max(t2 for t2, i2 in zip(targets, target_ids) if answer.ids[t2] == i2) + 1]
-            key = tuple(seq)
-            if key not in [tuple(s["ids"]) for s in sequences]:
-                sequences.append({"ids": seq, "text": self._text(prompt, self._decode(seq))})
-            reads.append(([tuple(s["ids"]) for s in sequences].index(key), t))
-        return Prepared(sequences, reads, len(sequences))
+        sequences, reads = answer_sequences(answer.ids, targets, target_ids)
+        return Prepared([{"ids": seq, "text": self._text(prompt, self._decode(seq))} for seq in sequences], reads,
+                        len(sequences))
 
     def score(self, client, model, prepared, image_urls, prompt, cancel=None, tally=None):
         bodies = [{"text": seq["text"], "image_data": [url], "sampling_params": {"max_new_tokens": 1,
@@ -380,6 +361,20 @@ class TopKContinuation(ScoringProtocol):
 
     def describe(self) -> dict:
         return {**super().describe(), "top_k": self.top_k}
+
+
+def answer_sequences(ids: list[int], targets, target_ids) -> tuple[list[list[int]], list[tuple[int, int]]]:
+    """The answer sequences to score and where each target is read, (sequence, position): targets scored at their
+    generated id share one sequence; another id at a position (the correct answer of a hallucination) is read from
+    a sequence that ends with it."""
+    same = [t for t, tid in zip(targets, target_ids) if ids[t] == tid]
+    sequences = [ids[: max(same) + 1]] if same else []
+    reads = []
+    for t, tid in zip(targets, target_ids):
+        if ids[t] != tid:
+            sequences.append(ids[:t] + [tid])
+        reads.append((0 if ids[t] == tid else len(sequences) - 1, t))
+    return sequences, reads
 
 
 def _ids(ids: list[int], most: int = 12) -> str:
