@@ -132,12 +132,16 @@ class ServedSession(SessionBase):
         if batch_size is not None:
             validation.integer(batch_size, "batch_size", minimum=1)
         self.batch_size = batch_size
+        kind, self.server_version = self._server_kind()
         if api == "auto":
-            api = self._detect_api()
+            if kind is None:
+                raise InputError(f"{self.url} is neither vLLM nor SGLang (no /version or /get_server_info); for an "
+                                 "API that returns only top-k log-probabilities of generated tokens, choose "
+                                 "api='openai-topk' (approximate)")
+            api = kind
         self.protocol: ScoringProtocol = (SGLangGenerate(_load_tokenizer(tokenizer)) if api == "sglang" else
                                           TopKContinuation(top_k) if api == "openai-topk" else VLLMChat())
         self.model = self._served_model(model)
-        self.server_version = self._version()
         self.name = self.model
         short = Path(self.model).name if Path(self.model).is_absolute() else self.model
         self.display_name = f"{short} (served{'' if self.protocol.exact else ', approximate'})"
@@ -150,34 +154,19 @@ class ServedSession(SessionBase):
                                       self.client.base_url])
 
     # -- the server --------------------------------------------------------------------------------
-    def _detect_api(self) -> str:
-        try:
-            data = self.client.get("/version")
-        except ServerUnreachable:
-            raise
-        except ServerError:
-            data = {}
-        if isinstance(data.get("version"), str):
-            return "vllm"
-        try:
-            info = self.client.get("/get_server_info")
-        except ServerError:
-            info = {}
-        if isinstance(info.get("version"), str):
-            return "sglang"
-        raise InputError(f"{self.url} is neither vLLM nor SGLang (no /version or /get_server_info); for an API that "
-                         "returns only top-k log-probabilities of generated tokens, choose api='openai-topk' "
-                         "(approximate)")
-
-    def _version(self) -> str:
-        for path, server in (("/version", "vLLM"), ("/get_server_info", "SGLang")):
+    def _server_kind(self) -> tuple[str | None, str]:
+        """("vllm" | "sglang" | None, the server and its version), asked once when the session opens; a server
+        that cannot be reached at all is said here."""
+        for path, kind, server in (("/version", "vllm", "vLLM"), ("/get_server_info", "sglang", "SGLang")):
             try:
                 version = self.client.get(path).get("version")
+            except ServerUnreachable:
+                raise
             except ServerError:
                 continue
             if isinstance(version, str):
-                return f"{server} {version}"
-        return "unknown"
+                return kind, f"{server} {version}"
+        return None, "unknown"
 
     def _served_model(self, model: str | None) -> str:
         try:
