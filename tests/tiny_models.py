@@ -20,6 +20,7 @@ CORPUS = [
 CHATML = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
     "{% for content in message['content'] %}{% if content['type'] == 'image' %}IMAGE_SLOT"
+    "{% elif content['type'] == 'video' %}VIDEO_SLOT"
     "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
@@ -115,8 +116,15 @@ def _qwen_vl(out: Path, config_cls, model_cls, processor_cls, vision: dict, real
     tok = _qwen_tokenizer()
     # Qwen/Qwen2.5-VL-3B-Instruct's preprocessor_config: min_pixels 3136, max_pixels 12845056 (native resolution).
     ip = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=12845056 if real else 112 * 112)
-    template = CHATML.replace("IMAGE_SLOT", "<|vision_start|><|image_pad|><|vision_end|>")
-    proc = image_only_processor_class(processor_cls)(ip, tok, chat_template=template)
+    template = CHATML.replace("IMAGE_SLOT", "<|vision_start|><|image_pad|><|vision_end|>").replace(
+        "VIDEO_SLOT", "<|vision_start|><|video_pad|><|vision_end|>")
+    if image_backend() == "torchvision":  # as a real checkpoint loads where torchvision is: with its video processor
+        from transformers import Qwen2VLVideoProcessor
+
+        vp = Qwen2VLVideoProcessor(size=dict(ip.size))
+        proc = processor_cls(ip, tok, video_processor=vp, chat_template=template)
+    else:
+        proc = image_only_processor_class(processor_cls)(ip, tok, chat_template=template)
     txt = dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                num_key_value_heads=2, rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3],
                                                        "rope_theta": 1e6},
@@ -164,7 +172,7 @@ def build_internvl(out: Path, real: bool = False) -> Path:
     ip = GotOcr2ImageProcessor(size={"height": side, "width": side}, crop_to_patches=True, min_patches=1,
                                max_patches=tiles, image_mean=mean, image_std=std)
     seq = (side // 14) ** 2 // 4
-    template = CHATML.replace("IMAGE_SLOT", "<IMG_CONTEXT>\n")
+    template = CHATML.replace("IMAGE_SLOT", "<IMG_CONTEXT>\n").replace("VIDEO_SLOT", "<video>\n")
     proc = image_only_processor_class(InternVLProcessor)(ip, tok, image_seq_length=seq, chat_template=template)
     vis = InternVLVisionConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
                                image_size=side, patch_size=14)

@@ -24,13 +24,15 @@ from .metrics import (
 from .regions import RegionSet
 from .scorer import EvidenceScorer, LogisticScorer, Scorer
 from .search import DEFAULT_PARAMS, MODES, ProgressUpdate, attribute, attribute_order, expected_evaluations
+from .video import FrameRegions, Video, frame_shares, load_video
 
 __all__ = [
     "AnswerContext", "Attribution", "MethodMap", "BundleError", "CacheError", "Cancelled", "Correction",
     "DEFAULT_PARAMS",
     "EagleError",
     "EvidenceScorer", "IMAGE_INDEPENDENT", "InputError", "LogisticScorer", "MAP_ENCODINGS", "MODES", "NewerBundleError",
-    "ProgressUpdate", "RegionSet", "Scorer", "ScorerError", "region_map", "validation",
+    "FrameRegions", "ProgressUpdate", "RegionSet", "Video", "frame_shares", "load_video", "Scorer", "ScorerError",
+    "region_map", "validation",
     "as_rgb_uint8", "attribute", "attribute_order", "auc", "bundle_bytes", "correction_summary", "deletion_auc",
     "expected_evaluations", "load_image",
     "insertion_auc", "load_attribution", "minimal_correction_ratio", "pixel_bands",

@@ -95,6 +95,7 @@ class AnswerContext:
     path: str = ""
     batch_size: int | None = None
     scoring: dict = field(default_factory=dict)
+    video: dict = field(default_factory=dict)  # a video's frames, fps and times (`Video.describe`); {} for images
 
     def to_dict(self) -> dict:
         return {name: (list(v) if isinstance(v, tuple) else v) for name, v in self.__dict__.items()}
@@ -245,6 +246,18 @@ class Attribution:
         """The map's values of the prompt spans (None without spans), on the same scale as the image's."""
         prompt = self.prompt_spans
         return None if prompt is None else self.drawn_map(encoding, scale)[self.num_regions - prompt.n:]
+
+    @property
+    def frames(self) -> int:
+        """How many video frames the image regions lie on (0 for an image)."""
+        regions = self.image_regions
+        return int(getattr(regions, "frames", 0))
+
+    def frame_shares(self, encoding: str = "gain") -> np.ndarray | None:
+        """Each video frame's share of the positive gain (None for an image): which frames matter."""
+        from .video import frame_shares
+
+        return frame_shares(self, encoding)
 
     def reliance_split(self) -> dict:
         """What the selection's mean probability with everything shown rests on, along this result's order: the

@@ -15,6 +15,7 @@ from .files import atomic_write
 from .regions import RegionSet
 from .spans import JointSet, PromptSpans
 from .validation import MAX_IMAGE_PIXELS
+from .video import FrameRegions
 
 SCHEMA = "eagle-widgets/attribution"
 VERSION = 3  # 3: prompt spans (prompt and joint results; image results are still written as 2)
@@ -46,6 +47,8 @@ def bundle_bytes(result: Attribution) -> bytes:
         "prompt_spans": spans.to_dict() if spans is not None else None,
     }
     image_regions = result.image_regions
+    if isinstance(image_regions, FrameRegions):  # a video's filmstrip; older readers see the filmstrip image
+        meta["frames"] = image_regions.frames
     labels = image_regions.labels if image_regions is not None else np.zeros((0, 0), dtype=np.int32)
     arrays = {
         "labels": labels.astype(np.uint16 if result.num_regions < 65536 else np.int32),
@@ -147,7 +150,10 @@ def _ground_set(meta: dict, arrays: dict):
     """Image regions (the label map), prompt spans, or both (version 3)."""
     raw = meta.get("prompt_spans")
     if raw is None:
-        return RegionSet(arrays["labels"].astype(np.int32), method=meta.get("region_method", "labels"))
+        labels, method = arrays["labels"].astype(np.int32), meta.get("region_method", "labels")
+        if meta.get("frames") is not None:
+            return FrameRegions(labels, int(meta["frames"]), method=method)
+        return RegionSet(labels, method=method)
     if not isinstance(raw, dict):
         raise BundleError(f"'prompt_spans' must be an object, got {type(raw).__name__}")
     prompt = PromptSpans.from_dict(raw)

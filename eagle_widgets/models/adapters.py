@@ -154,12 +154,13 @@ class QwenVLAdapter(Adapter):
         # The multimodal rope positions depend only on the text and the image grid: compute them once
         # instead of in every batch (they cost a third of a tiny model's forward).
         inner = getattr(self.model, "model", None)
-        if inner is None or not hasattr(inner, "get_rope_index") or "image_grid_thw" not in text_inputs:
+        grids = ("image_grid_thw", "video_grid_thw")
+        if inner is None or not hasattr(inner, "get_rope_index") or not any(g in text_inputs for g in grids):
             return {}
-        kwargs = {k: text_inputs[k] for k in ("mm_token_type_ids", "attention_mask") if k in text_inputs}
+        kwargs = {k: text_inputs[k] for k in ("mm_token_type_ids", "attention_mask", *grids, "second_per_grid_ts")
+                  if k in text_inputs}
         try:
-            position_ids, _ = inner.get_rope_index(text_inputs["input_ids"], image_grid_thw=text_inputs[
-                "image_grid_thw"], **kwargs)
+            position_ids, _ = inner.get_rope_index(text_inputs["input_ids"], **kwargs)
         except TypeError:  # another transformers signature: let the model compute them itself
             return {}
         return {"position_ids": (position_ids, 1)}

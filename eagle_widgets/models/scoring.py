@@ -29,16 +29,17 @@ class TeacherForcedSequence:
     """
 
     def __init__(self, prompt_text: str, prompt_inputs: dict[str, torch.Tensor], generated_ids: list[int],
-                 targets: list[int], target_ids: list[int]):
+                 targets: list[int], target_ids: list[int], pixel_key: str = "pixel_values"):
         self.prompt_text = prompt_text
-        self.pixel_values = prompt_inputs["pixel_values"]
+        self.pixel_key = pixel_key  # the model's argument for the pixels (Qwen's videos: pixel_values_videos)
+        self.pixel_values = prompt_inputs[pixel_key]
         self.targets = list(targets)
         ids = prompt_inputs["input_ids"]
         self.prompt_len = ids.shape[1]
         fed = torch.tensor(generated_ids[: max(targets)], dtype=ids.dtype).unsqueeze(0)
         self.text_inputs = {}
         for key, value in prompt_inputs.items():
-            if key == "pixel_values":
+            if key == pixel_key:
                 continue
             if value.shape == ids.shape:  # per-token tensors grow with the fed answer tokens
                 fill = fed if key == "input_ids" else (
@@ -52,7 +53,7 @@ class TeacherForcedSequence:
         """The whole teacher-forced input (text and this sequence's image) on `device`."""
         inputs = {k: v.to(device) for k, v in self.text_inputs.items()}
         pv = self.pixel_values
-        inputs["pixel_values"] = pv.to(device, dtype=dtype if pv.is_floating_point() else pv.dtype)
+        inputs[self.pixel_key] = pv.to(device, dtype=dtype if pv.is_floating_point() else pv.dtype)
         return inputs
 
     @property
@@ -113,7 +114,7 @@ class ModelScorer:
             shape = [-1] * value.ndim
             shape[dim] = batch
             inputs[key] = value.expand(*shape)
-        inputs["pixel_values"] = pixel_values
+        inputs[self.sequence.pixel_key] = pixel_values
         t0 = time.perf_counter()
         with torch.inference_mode():
             out = self.handle.model(**inputs, logits_to_keep=self.keep, use_cache=False)

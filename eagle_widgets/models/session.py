@@ -18,12 +18,14 @@ from ..core.faithfulness import region_scores
 from ..core.images import as_rgb_uint8
 from ..core.metrics import SENSITIVE_THRESHOLD
 from ..core.spans import JointSet, PromptSpans, image_regions, prompt_spans
+from ..core.video import FrameRegions, Video, load_video
 from ..storage.cache import ResultCache, default_cache_dir, fingerprint
 from .adapters import Adapter, adapter_class_for
 from .composition import NotComposable
 from .methods import METHOD_SCALES, METHODS_READING_INTERNALS, SALIENCY_METHODS, load_providers, saliency
 from .prompt import MASKINGS, JointScorer, PromptScorer, find_prompt_spans
 from .scoring import BatchedPixelScorer, MaskedInputScorer, ModelHandle, PixelSpaceScorer, TeacherForcedSequence
+from .video import VideoScorer, video_encoder
 
 _session_ids = itertools.count(1)
 
@@ -46,6 +48,7 @@ class Generation:
     model_name: str = ""
     session_id: int = 0
     timings: dict = field(default_factory=dict)
+    video: Video | None = None  # a video answer: `image` is its frames side by side (what views draw)
 
     def __len__(self) -> int:
         return len(self.token_ids)
@@ -139,7 +142,10 @@ class SessionBase:
 
     def regions(self, generation: Generation, regions) -> RegionSet:
         """The RegionSet for `regions` (an int d for SLICO, memoised for the latest generation; a RegionSet or a
-        label map, checked against the image)."""
+        label map, checked against the image). For a video answer, regions lie on every frame: an int d is SLICO
+        with about d per frame, (rows, cols) a grid on every frame (the authors' 5x5), or a FrameRegions."""
+        if generation.video is not None:
+            return self._frame_regions(generation, regions)
         if isinstance(regions, (int, np.integer)) and not isinstance(regions, bool):
             regions = validation.region_count(regions)
             # Memoised for the latest image, which is held here (an id could be reused once it is freed).
@@ -154,6 +160,20 @@ class SessionBase:
             h, w = generation.image.shape[:2]
             raise InputError(f"the regions are {rs.shape[1]}x{rs.shape[0]} but the image is {w}x{h}")
         return rs
+
+    def _frame_regions(self, generation: Generation, regions) -> FrameRegions:
+        video = generation.video
+        if isinstance(regions, tuple) and len(regions) == 2:
+            rows, cols = (validation.integer(v, "grid rows and columns", minimum=1) for v in regions)
+            return FrameRegions.grid(video, rows, cols)
+        if isinstance(regions, (int, np.integer)) and not isinstance(regions, bool):
+            regions = validation.region_count(regions)
+            if self._slic_image is not generation.image:
+                self._slic_image, self._slic = generation.image, {}
+            if regions not in self._slic:
+                self._slic[regions] = FrameRegions.slic(video, regions, max_side=SLIC_MAX_SIDE)
+            return self._slic[regions]
+        return FrameRegions.coerce_for(regions, video)
 
     def request(self, generation: Generation, tokens=None, regions=64, *, target_ids=None, prompt: str | None = None,
                 masking: str = "pad") -> ExplanationRequest:
@@ -170,6 +190,9 @@ class SessionBase:
         targets, ids = self._targets_and_ids(generation, tokens, target_ids)
         if masking not in MASKINGS:
             raise InputError(f"masking must be {' or '.join(repr(m) for m in MASKINGS)}; got {masking!r}")
+        if prompt is not None and generation.video is not None:
+            raise InputError("prompt spans are explained for image answers; this answer is about a video "
+                             "(explain it over its frames' regions)")
         if prompt is None:
             if regions is None:
                 raise InputError("nothing to explain over: give regions, prompt spans (prompt='word' or "
@@ -211,6 +234,7 @@ class SessionBase:
             key = self.cache.key({
                 "model": self.identity, "image": generation.image, "prompt": generation.prompt_text,
                 "answer": generation.token_ids, "targets": list(request.targets),
+                "video": generation.video.describe() if generation.video is not None else None,
                 "target_ids": list(request.target_ids), "regions": ground_key(request), "mode": mode,
                 "lambda": [float(lambda1), float(lambda2)], "params": params, "path": self.path_label(path)})
             cached = self.cache.get(key)
@@ -238,7 +262,8 @@ class SessionBase:
             model=self.name, family=self.family, prompt=generation.prompt, answer=generation.text,
             generated_tokens=tuple(generation.tokens), generated_ids=tuple(generation.token_ids),
             targets=tuple(request.targets), target_ids=tuple(request.target_ids),
-            path=self.path_label(path), batch_size=scorer.batch_size, scoring=scorer.describe())
+            path=self.path_label(path), batch_size=scorer.batch_size, scoring=scorer.describe(),
+            video=generation.video.describe() if generation.video is not None else {})
         return {"token_labels": request.token_labels, "image": generation.image, "context": answered}
 
     def path_label(self, path: str) -> str:
@@ -261,6 +286,9 @@ class SessionBase:
         request = self.request(generation, tokens, regions)
         if not isinstance(request.regions, RegionSet):
             raise InputError(f"{method} maps the image only; explain the prompt's words with eagle")
+        if request.generation.video is not None and method in METHODS_READING_INTERNALS:
+            raise InputError(f"{method} reads the model's internals over one image; for a video answer use eagle, "
+                             "or a method that only scores masked inputs (random, occlusion)")
         values = saliency(method, self, request)
         scorer = self.scorer(request, batch_size=batch_size)
         context = self._result_context(request, scorer, "fast")
@@ -311,6 +339,7 @@ class ModelSession(SessionBase):
         self.revision = revision or getattr(config, "_commit_hash", None)
         self.cache = open_result_cache(cache)
         self._identity: str | None = None
+        self._video_encoder = None
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -359,6 +388,20 @@ class ModelSession(SessionBase):
     def teacher_force(self, image, prompt: str, answer) -> Generation:
         """A given answer (text, or token ids) to `prompt` about `image`, as a Generation: explaining it scores
         the model's probability of each given token (teacher forcing), whatever the model would have said."""
+        ids = self._answer_ids(answer)
+        t0 = time.perf_counter()
+        rgb, text, _ = self._encode_prompt(image, prompt, len(ids))
+        return self._given(ids, rgb, prompt, text, t0)
+
+    def _given(self, ids, image, prompt, text, t0, video=None) -> Generation:
+        special_ids = set(getattr(self.tokenizer, "all_special_ids", []))
+        return Generation(
+            image=image, prompt=prompt, prompt_text=text, token_ids=list(ids),
+            tokens=_display_tokens(self.tokenizer, ids), special=[t in special_ids for t in ids],
+            text=self.tokenizer.decode(ids, skip_special_tokens=True).strip(), model_name=self.name,
+            session_id=self.id, timings={"teacher_forced_s": time.perf_counter() - t0}, video=video)
+
+    def _answer_ids(self, answer) -> list[int]:
         if isinstance(answer, str):
             if not answer.strip():
                 raise InputError("the given answer is empty")
@@ -370,23 +413,20 @@ class ModelSession(SessionBase):
         if self._image_token_id is not None and self._image_token_id in ids:
             raise InputError("the given answer holds the image placeholder token; an answer is text, and the image "
                              "goes in as the image")
-        t0 = time.perf_counter()
-        rgb, text, _ = self._encode_prompt(image, prompt, len(ids))
-        special_ids = set(getattr(self.tokenizer, "all_special_ids", []))
-        return Generation(
-            image=rgb, prompt=prompt, prompt_text=text, token_ids=list(ids),
-            tokens=_display_tokens(self.tokenizer, ids), special=[t in special_ids for t in ids],
-            text=self.tokenizer.decode(ids, skip_special_tokens=True).strip(), model_name=self.name,
-            session_id=self.id, timings={"teacher_forced_s": time.perf_counter() - t0})
+        return ids
 
     def generate(self, image, prompt: str, max_new_tokens: int = 64) -> Generation:
         """Greedy answer (do_sample=False, num_beams=1) to `prompt` about `image`."""
         max_new_tokens = validation.integer(max_new_tokens, "max_new_tokens", minimum=1)
         t0 = time.perf_counter()
         rgb, text, inputs = self._encode_prompt(image, prompt, max_new_tokens)
+        return self._generate_from(inputs, rgb, prompt, text, max_new_tokens, t0)
+
+    def _generate_from(self, inputs, image, prompt, text, max_new_tokens, t0, video=None) -> Generation:
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
-        if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
-            inputs["pixel_values"] = inputs["pixel_values"].to(self.model_dtype)
+        for key in ("pixel_values", "pixel_values_videos"):
+            if key in inputs and inputs[key].is_floating_point():
+                inputs[key] = inputs[key].to(self.model_dtype)
         eos = _eos_ids(self.model, self.tokenizer)
         with torch.inference_mode():
             out = self.model.generate(**inputs, do_sample=False, num_beams=1, max_new_tokens=max_new_tokens,
@@ -403,10 +443,55 @@ class ModelSession(SessionBase):
         tokens = _display_tokens(self.tokenizer, ids)
         special_ids = set(getattr(self.tokenizer, "all_special_ids", []))
         return Generation(
-            image=rgb, prompt=prompt, prompt_text=text, token_ids=ids, tokens=tokens,
+            image=image, prompt=prompt, prompt_text=text, token_ids=ids, tokens=tokens,
             special=[t in special_ids for t in ids],
             text=self.tokenizer.decode(ids, skip_special_tokens=True).strip(), model_name=self.name,
-            session_id=self.id, timings={"generate_s": time.perf_counter() - t0})
+            session_id=self.id, timings={"generate_s": time.perf_counter() - t0}, video=video)
+
+    # -- videos -------------------------------------------------------------------------------
+    @property
+    def video_encoder(self):
+        """How this model reads a video (see `models.video`); UnsupportedModel where it cannot."""
+        if self._video_encoder is None:
+            self._video_encoder = video_encoder(self.adapter, self.processor)
+        return self._video_encoder
+
+    def _encode_video(self, video, prompt: str, fps, max_frames: int, answer_tokens: int):
+        """The video read once (frames, order and times fixed here for generation and explanation alike), the
+        templated prompt and its model inputs."""
+        encoder = self.video_encoder
+        video = load_video(video, fps, max_frames=max_frames)
+        h, w = video.frame_shape
+        if min(h, w) < 2:
+            raise InputError(f"the frames are {w}x{h} pixels; they must be at least 2x2")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise InputError(f"the prompt must be a non-empty string, got {prompt!r}")
+        text = encoder.prompt_text(prompt, video)
+        inputs = encoder.encode(video.frames, text, video)
+        context = self.context_length
+        if context is not None and inputs["input_ids"].shape[1] + answer_tokens > context:
+            raise InputError(f"the prompt with its {video.n} frames takes {inputs['input_ids'].shape[1]} tokens and "
+                             f"the answer up to {answer_tokens} more, beyond the model's context of {context} "
+                             "tokens; use fewer frames (max_frames=, a lower fps) or smaller frames")
+        return video, text, inputs
+
+    def generate_video(self, video, prompt: str, *, fps: float | None = None, max_frames: int = 32,
+                       max_new_tokens: int = 64) -> Generation:
+        """Greedy answer to `prompt` about a video: a file (sampled at `fps`, 2 by default, at most `max_frames`
+        frames), a folder of frames or a list of frames (both need `fps`), or a `Video`. The frames are read
+        once; `explain` scores the same frames in the same order, and results record the fps and frame times."""
+        max_new_tokens = validation.integer(max_new_tokens, "max_new_tokens", minimum=1)
+        t0 = time.perf_counter()
+        video, text, inputs = self._encode_video(video, prompt, fps, max_frames, max_new_tokens)
+        return self._generate_from(inputs, video.strip, prompt, text, max_new_tokens, t0, video=video)
+
+    def teacher_force_video(self, video, prompt: str, answer, *, fps: float | None = None,
+                            max_frames: int = 32) -> Generation:
+        """A given answer to `prompt` about a video (see `generate_video` and `teacher_force`)."""
+        ids = self._answer_ids(answer)
+        t0 = time.perf_counter()
+        video, text, _ = self._encode_video(video, prompt, fps, max_frames, len(ids))
+        return self._given(ids, video.strip, prompt, text, t0, video=video)
 
     def _check_image_tokens(self, input_ids: torch.Tensor) -> None:
         if self._image_token_id is not None and not bool((input_ids == self._image_token_id).any()):
@@ -455,6 +540,9 @@ class ModelSession(SessionBase):
     def _image_scorer(self, request: ExplanationRequest, path: str, batch_size, strategy: str):
         generation, rs = request.generation, request.regions
         sequence = self.sequence(request, black=True)
+        if generation.video is not None:
+            return VideoScorer(self.handle, sequence, rs, generation.video, self.video_encoder, batch_size=batch_size,
+                               fast=path == "fast")
         if path == "reference":
             return PixelSpaceScorer(self.handle, sequence, rs, generation.image, batch_size=batch_size)
         # The composition depends only on the image, the regions and the processor: built once for a pair
@@ -499,6 +587,11 @@ class ModelSession(SessionBase):
             generation, targets, ids = generation.generation, list(generation.targets), list(generation.target_ids)
         else:
             targets, ids = self._targets_and_ids(generation, tokens, target_ids)
+        if generation.video is not None:
+            video, encoder = generation.video, self.video_encoder
+            frames = np.zeros_like(video.frames) if black else video.frames
+            return TeacherForcedSequence(generation.prompt_text, encoder.encode(frames, generation.prompt_text, video),
+                                         generation.token_ids, targets, ids, pixel_key=encoder.pixel_key)
         image = np.zeros_like(generation.image) if black else generation.image
         prompt_inputs = self.adapter.encode([image], generation.prompt_text)
         return TeacherForcedSequence(generation.prompt_text, prompt_inputs, generation.token_ids, targets, ids)
@@ -546,6 +639,12 @@ class ModelSession(SessionBase):
             else RegionSet.grid(generation.image.shape[:2], rows=2, cols=1)
         # Only the whole image and the black one: two processor calls, no region basis needed.
         sequence = self.sequence(generation, None, black=True)
+        if generation.video is not None:
+            scorer = VideoScorer(self.handle, sequence, FrameRegions.grid(generation.video, 1, 1 + (halves.n > 1)),
+                                 generation.video, self.video_encoder, batch_size=2)
+            visible = torch.tensor([[True] * scorer.num_regions, [False] * scorer.num_regions])
+            p = scorer(visible).double().numpy()
+            return Reliance(tokens=list(generation.tokens), p_full=p[0], p_black=p[1])
         scorer = BatchedPixelScorer(self.handle, sequence, halves, generation.image, batch_size=2)
         p = scorer(torch.tensor([[True, True], [False, False]])).double().numpy()
         return Reliance(tokens=list(generation.tokens), p_full=p[0], p_black=p[1])
