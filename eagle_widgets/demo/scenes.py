@@ -140,7 +140,7 @@ def shape_mask(kind: str, cx: float, cy: float, size: float, rot: float, hw: tup
     return np.asarray(img) > 127
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+def background(rng: np.random.Generator, size: int) -> np.ndarray:
     base = rng.uniform(185, 245, 3)
     tint = rng.normal(0, 7, (7, 7, 3))
     low = np.asarray(Image.fromarray(np.clip(128 + tint, 0, 255).astype(np.uint8)).resize((size, size),
@@ -190,7 +190,7 @@ def make_scene(seed: int, *, bias: Bias = UNBIASED, n_objects: int | None = None
             break
     else:  # pragma: no cover - 3 objects always fit
         raise RuntimeError("could not place the objects")
-    img = _background(rng, size)
+    img = background(rng, size)
     objects = []
     for shape, colour, s, x, y in zip(shapes, colours, sizes, xs, ys):
         mask = shape_mask(shape, x, y, s, rng.uniform(-0.25, 0.25), (size, size))

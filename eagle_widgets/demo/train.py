@@ -202,7 +202,7 @@ def make_batch(prompts: Prompts, rng, texts_batch, pad_id: int):
 
 
 # -- optimisation ---------------------------------------------------------------------------------------
-def _param_groups(named_params, lr: float, weight_decay: float):
+def param_groups(named_params, lr: float, weight_decay: float):
     decay, no_decay = [], []
     for name, p in named_params:
         if not p.requires_grad:
@@ -219,7 +219,7 @@ def _schedule(step: int, total: int, warmup: int, floor: float = 0.05) -> float:
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
-class _Optimiser:
+class Optimiser:
     """AdamW steps with warm-up and cosine decay, gradient clipping at 1.0 and a smoothed loss in the log."""
 
     def __init__(self, groups, clipped, steps: int, warmup: int, stage: str, log):
@@ -247,7 +247,7 @@ def train_stage1(model, images, shapes, colours, steps: int, batch: int, lr: flo
     heads = torch.nn.ModuleDict({"shape": torch.nn.Linear(hidden, len(SHAPES) + 1),
                                  "colour": torch.nn.Linear(hidden, len(COLOURS) + 1)})
     params = list(tower.named_parameters()) + list(heads.named_parameters())
-    opt = _Optimiser(_param_groups(params, lr, 0.05), [p for _, p in params], steps, 100, "stage 1", log)
+    opt = Optimiser(param_groups(params, lr, 0.05), [p for _, p in params], steps, 100, "stage 1", log)
     tower.train()
     for step in range(steps):
         idx = rng.integers(0, len(images), batch)
@@ -263,8 +263,8 @@ def train_stage1(model, images, shapes, colours, steps: int, batch: int, lr: flo
 def train_stage2(model, prompts: Prompts, images, texts, steps: int, batch: int, lr: float, rng, log) -> None:
     vision = [(n, p) for n, p in model.named_parameters() if "vision_tower" in n]
     rest = [(n, p) for n, p in model.named_parameters() if "vision_tower" not in n]
-    groups = _param_groups(rest, lr, 0.05) + _param_groups(vision, lr * 0.25, 0.05)
-    opt = _Optimiser(groups, list(model.parameters()), steps, 150, "stage 2", log)
+    groups = param_groups(rest, lr, 0.05) + param_groups(vision, lr * 0.25, 0.05)
+    opt = Optimiser(groups, list(model.parameters()), steps, 150, "stage 2", log)
     pad = prompts.tok.pad_token_id
     model.train()
     for step in range(steps):
