@@ -33,6 +33,7 @@ LLAVA_TEMPLATE = (
 IDEFICS_TEMPLATE = (
     "<|begin_of_text|>{% for message in messages %}{{ message['role'] | capitalize }}:"
     "{% for content in message['content'] %}{% if content['type'] == 'image' %}<image>"
+    "{% elif content['type'] == 'video' %}<video>"
     "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}{% endfor %}<end_of_utterance>\n"
     "{% endfor %}{% if add_generation_prompt %}Assistant:{% endif %}"
 )
@@ -173,7 +174,14 @@ def build_internvl(out: Path, real: bool = False) -> Path:
                                max_patches=tiles, image_mean=mean, image_std=std)
     seq = (side // 14) ** 2 // 4
     template = CHATML.replace("IMAGE_SLOT", "<IMG_CONTEXT>\n").replace("VIDEO_SLOT", "<video>\n")
-    proc = image_only_processor_class(InternVLProcessor)(ip, tok, image_seq_length=seq, chat_template=template)
+    if image_backend() == "torchvision":  # with its video processor, as a real checkpoint loads there
+        from transformers import InternVLVideoProcessor
+
+        proc = InternVLProcessor(ip, tok, InternVLVideoProcessor(size={"height": side, "width": side},
+                                                                 image_mean=mean, image_std=std),
+                                 image_seq_length=seq, chat_template=template)
+    else:
+        proc = image_only_processor_class(InternVLProcessor)(ip, tok, image_seq_length=seq, chat_template=template)
     vis = InternVLVisionConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
                                image_size=side, patch_size=14)
     txt = Qwen3Config(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
@@ -188,7 +196,7 @@ def build_internvl(out: Path, real: bool = False) -> Path:
 def _idefics_tokenizer():
     rows = [f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)]
     return make_tokenizer(["<|begin_of_text|>", "<|end_of_text|>", "<pad>", "<fake_token_around_image>", "<image>",
-                           "<end_of_utterance>", "<global-img>", *rows], bos_token="<|begin_of_text|>",
+                           "<end_of_utterance>", "<global-img>", "<video>", *rows], bos_token="<|begin_of_text|>",
                           eos_token="<end_of_utterance>", pad_token="<pad>")
 
 
@@ -202,9 +210,17 @@ def _idefics(out: Path, names: tuple[str, str, str, str, str], image_only: bool,
     real = real or {"longest_edge": 112, "tile": 112, "patch": 14, "scale": 2, "split": False}
     ip = ip_cls(do_image_splitting=real["split"], size={"longest_edge": real["longest_edge"]},
                 max_image_size={"longest_edge": real["tile"]})
-    proc_cls = image_only_processor_class(proc_cls) if image_only else proc_cls
     seq = (real["tile"] // real["patch"]) ** 2 // real["scale"] ** 2
-    proc = proc_cls(ip, tok, image_seq_len=seq, chat_template=IDEFICS_TEMPLATE)
+    if image_only and image_backend() == "torchvision":  # SmolVLM(2) with its video processor, as it loads there
+        from transformers import SmolVLMVideoProcessor
+
+        vp = SmolVLMVideoProcessor(video_sampling={"video_size": {"longest_edge": real["tile"]}, "fps": 1,
+                                                   "max_frames": 64},
+                                   max_image_size={"longest_edge": real["tile"]})
+        proc = proc_cls(ip, tok, vp, image_seq_len=seq, chat_template=IDEFICS_TEMPLATE)
+    else:
+        proc_cls = image_only_processor_class(proc_cls) if image_only else proc_cls
+        proc = proc_cls(ip, tok, image_seq_len=seq, chat_template=IDEFICS_TEMPLATE)
     vis = vision_cls(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
                      image_size=real["tile"], patch_size=real["patch"])
     cfg = config_cls(vision_config=vis, text_config=_llama(tok, heads, max_position_embeddings=8192),

@@ -165,16 +165,12 @@ def attribution_figure(result: Attribution, path=None, *, reliance=None, correct
         raise InputError("this result carries no image; set result.image (HxWx3 uint8) to draw its figure")
     if path is not None and Path(path).suffix.lower() not in FIGURE_FORMATS:
         raise InputError(f"save the figure as {', '.join(FIGURE_FORMATS)}; got {Path(path).name!r}")
+    if result.frames:
+        if correction is not None:
+            raise InputError("the correction panel is drawn for image results; this result is over a video's frames")
+        return _video_figure(result, path, reliance=reliance, smooth=smooth, encoding=encoding, title=title, dpi=dpi)
     context = result.context or AnswerContext()
-    tokens = list(context.generated_tokens or result.token_labels or [])
-    targets = list(context.targets or range(len(tokens)))
-    if reliance is None:  # only the explained tokens' evidence is known from the result itself
-        reliance = [None] * len(tokens)
-        for t, e in zip(targets, np.clip(result.p_full - result.p_black, 0, 1)):
-            if 0 <= t < len(tokens):
-                reliance[t] = float(e)
-    elif len(reliance) != len(tokens):
-        raise InputError(f"reliance has {len(reliance)} values for {len(tokens)} tokens")
+    tokens, targets, reliance = _strip_tokens(result, context, reliance)
     panels = 2 if correction is None else 3
     fig = Figure(figsize=(3.3 * panels, 4.4), dpi=dpi)
     FigureCanvasAgg(fig)
@@ -215,6 +211,89 @@ def attribution_figure(result: Attribution, path=None, *, reliance=None, correct
                               f"explained: {label}"), fontsize=8, loc="left")
     if title:
         fig.suptitle(plain(title), fontsize=10)
+    fig.tight_layout()
+    if path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, bbox_inches="tight")
+    return fig
+
+
+def _strip_tokens(result: Attribution, context: AnswerContext, reliance):
+    """The answer's tokens, the explained positions, and each token's reliance (by default only the explained
+    tokens' evidence, which is what the result itself knows)."""
+    from ..core.errors import InputError
+
+    tokens = list(context.generated_tokens or result.token_labels or [])
+    targets = list(context.targets or range(len(tokens)))
+    if reliance is None:
+        reliance = [None] * len(tokens)
+        for t, e in zip(targets, np.clip(result.p_full - result.p_black, 0, 1)):
+            if 0 <= t < len(tokens):
+                reliance[t] = float(e)
+    elif len(reliance) != len(tokens):
+        raise InputError(f"reliance has {len(reliance)} values for {len(tokens)} tokens")
+    return tokens, targets, reliance
+
+
+def frame_labels(result: Attribution) -> list[str]:
+    """Each frame's number and time ("1 · 0.5 s"), from the video the result records."""
+    times = (result.context.video.get("times") if result.context is not None else None) or []
+    return [f"{i + 1}" + (f" · {times[i]:g} s" if i < len(times) else "") for i in range(result.frames)]
+
+
+def draw_frame_shares(ax, result: Attribution, encoding: str = "gain") -> None:
+    """Which frames matter: each frame's share of the positive gain, as bars under the frames."""
+    shares = result.frame_shares(encoding)
+    ax.bar(np.arange(len(shares)), shares, color=_RED, width=0.7)
+    ax.set_xticks(np.arange(len(shares)), frame_labels(result), fontsize=7)
+    ax.set_xlim(-0.5, len(shares) - 0.5)
+    ax.set_ylim(0, max(0.05, float(shares.max()) * 1.15))
+    ax.set_ylabel("share of gain", fontsize=8)
+    ax.set_title("which frames matter (each frame's share of the gain in F)", fontsize=8)
+
+
+def _video_figure(result: Attribution, path, *, reliance, smooth, encoding, title, dpi):
+    """The frames in time order, each with the map on one shared scale, which frames matter, and the answer."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    n = result.frames
+    h, strip_w = result.image.shape[:2]
+    w = strip_w // n
+    context = result.context or AnswerContext()
+    tokens, targets, reliance = _strip_tokens(result, context, reliance)
+    cols = min(n, 8)
+    rows = -(-n // cols)
+    fig = Figure(figsize=(max(6.0, 1.5 * cols), 1.5 * rows * h / w + 3.0), dpi=dpi)
+    FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(rows + 2, cols, height_ratios=[1.5 * h / w] * rows + [1.1, 0.8])
+    regions = result.image_regions
+    pix = regions.values_to_pixels(result.image_values(encoding))  # one scale over every frame
+    if smooth > 0:
+        from scipy.ndimage import gaussian_filter
+
+        pix = np.concatenate([gaussian_filter(pix[:, f * w:(f + 1) * w], sigma=smooth) for f in range(n)], axis=1)
+    labels = frame_labels(result)
+    for f in range(n):
+        ax = fig.add_subplot(grid[f // cols, f % cols])
+        ax.imshow(result.image[:, f * w:(f + 1) * w])
+        ax.imshow(overlay_rgba(pix[:, f * w:(f + 1) * w].astype(np.float32), DEFAULT_STYLE))
+        ax.set_title(f"frame {labels[f]}", fontsize=7)
+        ax.set_axis_off()
+    draw_frame_shares(fig.add_subplot(grid[rows, :]), result, encoding)
+    strip = fig.add_subplot(grid[rows + 1, :])
+    if tokens:
+        draw_token_strip(strip, tokens, reliance, selection=set(targets), fontsize=9)
+    else:
+        strip.set_axis_off()
+    label = ", ".join(repr(t) for t in (result.token_labels or []))
+    fps = context.video.get("fps")
+    head = f"support for {label} over {n} frames" + (f" at {fps:g} fps" if fps else "")
+    fig.suptitle(plain(title or head), fontsize=10)
+    said = approximation_note(result)
+    if said:
+        fig.text(0.01, 0.0, plain(said), fontsize=7, color="#a05a00", wrap=True)
     fig.tight_layout()
     if path is not None:
         path = Path(path)

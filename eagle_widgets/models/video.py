@@ -197,8 +197,58 @@ class FramesAsImages(VideoEncoder):
         return torch.cat(parts, dim=1 if self.nested else 0)
 
 
-class NestedFramesAsImages(FramesAsImages):
+class InternVLFrames(FramesAsImages):
+    """InternVL's video: each frame resized to one tile (no tiling), "Frame{i}: <img>...</img>" per frame, as its
+    video processor and `replace_video_token` write it (the processor merges video pixels into `pixel_values`)."""
+
+    input_kind = "video frames as InternVL's video processor lays them out (one tile each, FrameK text)"
+
+    def __init__(self, adapter, processor):
+        super().__init__(adapter, processor, {"crop_to_patches": False})
+        self.video_token = getattr(processor, "video_token", "<video>")
+        self.image_token = processor.image_token
+
+    def prompt_text(self, prompt, video):
+        text = self._template([{"type": "video"}, {"type": "text", "text": prompt}])
+        if self.video_token not in text:
+            raise InputError(f"the chat template does not place a video in the prompt (no {self.video_token})")
+        frames = "\n".join(f"Frame{i + 1}: {self.image_token}" for i in range(video.n))
+        return text.replace(self.video_token, frames, 1)
+
+
+class SmolVLMFrames(FramesAsImages):
+    """SmolVLM2's video: frames resized to the video size and squared (no splitting), introduced by the text its
+    processor writes ("You are provided the following series of N frames ...", "Frame from MM:SS:")."""
+
     nested = True
+    input_kind = "video frames as SmolVLM2's video processor lays them out (no splitting, timestamped)"
+
+    def __init__(self, adapter, processor):
+        video_processor = getattr(processor, "video_processor", None)
+        image_processor = processor.image_processor
+        size = getattr(video_processor, "size", None) or {"longest_edge": image_processor.max_image_size[
+            "longest_edge"]}
+        size = {"longest_edge": int(size["longest_edge"] if isinstance(size, dict) else size.longest_edge)}
+        super().__init__(adapter, processor, {"do_image_splitting": False, "size": size})
+        self.video_token = getattr(processor, "video_token", "<video>")
+        self.image_token = processor.image_token
+
+    def prompt_text(self, prompt, video):
+        try:
+            from num2words import num2words
+        except ImportError:
+            raise InputError("SmolVLM's video text spells the frame count: pip install num2words") from None
+        from datetime import timedelta
+
+        text = self._template([{"type": "video"}, {"type": "text", "text": prompt}])
+        if self.video_token not in text:
+            raise InputError(f"the chat template does not place a video in the prompt (no {self.video_token})")
+        duration = timedelta(seconds=int(video.n / video.fps))
+        intro = (f"You are provided the following series of {num2words(video.n)} frames from a {duration} "
+                 "[H:MM:SS] video.\n")
+        frames = "".join(f"\nFrame from {int(t // 60):02d}:{int(t % 60):02d}:{self.image_token}"
+                         for t in video.times)
+        return text.replace(self.video_token, intro + frames + "\n\n", 1)
 
 
 def video_encoder(adapter, processor) -> VideoEncoder:
@@ -210,10 +260,14 @@ def video_encoder(adapter, processor) -> VideoEncoder:
     if model_type == "llava_onevision":
         raise UnsupportedModel("LLaVA-OneVision pools video frames 2x2 inside the model, which its image input "
                                "cannot reproduce; its videos are not supported (images are)")
+    if family == "internvl":
+        return InternVLFrames(adapter, processor)
+    if model_type == "smolvlm":
+        return SmolVLMFrames(adapter, processor)
     if family == "llava":
         return FramesAsImages(adapter, processor)
-    raise UnsupportedModel(f"videos are supported for Qwen2-VL, Qwen2.5-VL and LLaVA-style models (frames as "
-                           f"images); not yet for the {family} family")
+    raise UnsupportedModel(f"videos are supported for Qwen2-VL, Qwen2.5-VL, InternVL, SmolVLM2 and LLaVA-style "
+                           f"models (frames as images); not for the {family} family ({model_type})")
 
 
 class VideoScorer(ModelScorer):
