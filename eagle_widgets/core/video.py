@@ -22,6 +22,7 @@ from .images import as_rgb_uint8, load_image
 from .regions import RegionSet
 
 MAX_FRAMES = 64  # a video of more frames is sampled down (each frame costs the model hundreds of tokens)
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".mpg", ".mpeg", ".ogv")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 
 
@@ -122,8 +123,9 @@ def load_video(source, fps: float | None = None, *, max_frames: int = 32, name: 
     """A `Video` from a video file (a path or its bytes), a folder of frame images (in natural order: 2 before
     10), a list of frames, or a `Video` (returned as is).
 
-    A file is sampled at `fps` frames per second (2 by default, Qwen-VL's rate), fewer when that would give
-    more than `max_frames` (then evenly spaced over the whole clip; the rate used is recorded). Frames given as
+    A file is sampled at `fps` frames per second (2 by default, Qwen-VL's rate), each sample the frame nearest
+    its time; where that gives more than `max_frames`, every k-th sample is kept (the rate used, fps / k, and
+    each frame's time are recorded). Frames given as
     images (a folder or a list) need `fps`: their spacing is part of the input of video models."""
     if isinstance(source, Video):
         return source
@@ -177,21 +179,19 @@ def _decode(source, fps: float, max_frames: int, label: str) -> Video:
     except InputError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as err:
-        raise InputError(f"cannot read {label} as a video ({err})") from None
+        raise InputError(f"cannot read {label} as a video ({getattr(err, 'strerror', None) or err})") from None
     if not decoded:
         raise InputError(f"{label} holds no frames")
     decoded.sort(key=lambda tf: tf[0])
     start, end = decoded[0][0], decoded[-1][0]
     count = int(np.floor((end - start) * fps + 1e-6)) + 1
-    if count > max_frames:
-        fps = (max_frames - 1) / (end - start) if max_frames > 1 else fps
-        count = max_frames
     stamps = np.array([t for t, _ in decoded])
     for k in range(count):
         i = int(np.argmin(np.abs(stamps - (start + k / fps))))
         frames.append(decoded[i][1])
         times.append(float(stamps[i]))
-    return Video(np.stack(frames), fps, tuple(times), label)
+    video = Video(np.stack(frames), fps, tuple(times), label)
+    return video if video.n <= max_frames else _fewer(video, max_frames)
 
 
 class FrameRegions(RegionSet):

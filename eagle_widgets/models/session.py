@@ -286,6 +286,7 @@ class SessionBase:
         request = self.request(generation, tokens, regions)
         if not isinstance(request.regions, RegionSet):
             raise InputError(f"{method} maps the image only; explain the prompt's words with eagle")
+        load_providers()
         if request.generation.video is not None and method in METHODS_READING_INTERNALS:
             raise InputError(f"{method} reads the model's internals over one image; for a video answer use eagle, "
                              "or a method that only scores masked inputs (random, occlusion)")

@@ -71,6 +71,10 @@ class VideoEncoder:
         """The frame indices of each group (the last frame repeated where a group is short)."""
         return [[min(i + k, n - 1) for k in range(self.group)] for i in range(0, n, self.group)]
 
+    def template_with_video(self, prompt: str) -> str:
+        """The chat template's text with the processor's video placeholder (before any frame text)."""
+        return self._template([{"type": "video"}, {"type": "text", "text": prompt}])
+
     def _template(self, content: list[dict]) -> str:
         messages = [{"role": "user", "content": content}]
         template = getattr(self.processor, "chat_template", None) or getattr(self.tokenizer, "chat_template", None)
@@ -106,7 +110,7 @@ class QwenVideo(VideoEncoder):
         self.timed = forward is not None and "second_per_grid_ts" in inspect.signature(forward).parameters
 
     def prompt_text(self, prompt: str, video: Video) -> str:
-        text = self._template([{"type": "video"}, {"type": "text", "text": prompt}])
+        text = self.template_with_video(prompt)
         if self.video_token not in text:
             raise InputError(f"the chat template does not place a video in the prompt (no {self.video_token}); "
                              "use the model's own chat template")
@@ -209,7 +213,7 @@ class InternVLFrames(FramesAsImages):
         self.image_token = processor.image_token
 
     def prompt_text(self, prompt, video):
-        text = self._template([{"type": "video"}, {"type": "text", "text": prompt}])
+        text = self.template_with_video(prompt)
         if self.video_token not in text:
             raise InputError(f"the chat template does not place a video in the prompt (no {self.video_token})")
         frames = "\n".join(f"Frame{i + 1}: {self.image_token}" for i in range(video.n))
@@ -240,7 +244,7 @@ class SmolVLMFrames(FramesAsImages):
             raise InputError("SmolVLM's video text spells the frame count: pip install num2words") from None
         from datetime import timedelta
 
-        text = self._template([{"type": "video"}, {"type": "text", "text": prompt}])
+        text = self.template_with_video(prompt)
         if self.video_token not in text:
             raise InputError(f"the chat template does not place a video in the prompt (no {self.video_token})")
         duration = timedelta(seconds=int(video.n / video.fps))

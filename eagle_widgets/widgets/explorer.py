@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+import math
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,10 +22,20 @@ from ..core.images import load_image
 from ..core.metrics import SENSITIVE_THRESHOLD
 from ..core.regions import RegionSet
 from ..core.search import DEFAULT_PARAMS, MODES
+from ..core.video import VIDEO_SUFFIXES, Video, load_video
 from .compare import CompareView
 from .contract import ExplorerSession
 from .markup import markup
-from .state import image_note, method_label, prompt_html, prompt_state, selection_label, summary
+from .state import (
+    frames_html,
+    frames_state,
+    image_note,
+    method_label,
+    prompt_html,
+    prompt_state,
+    selection_label,
+    summary,
+)
 from .views import CurvesView, DownloadBar, HeatmapView, ModalityChart, TokenStrip, check_selection
 
 EXPORTS = (("png", "PNG", "the figure of what is shown (image, map, answer, curves)"),
@@ -163,9 +175,14 @@ class Explorer(W.VBox):
 
         self.header = W.HTML(self._header_html())
         # Ask in the widget: an uploaded image (or the current one), a typed question, Generate.
-        self.upload = W.FileUpload(accept="image/*", multiple=False, description="Image",
-                                   tooltip="a new image (PNG, JPEG, ...); without one the current image is used",
-                                   layout=W.Layout(width="110px"))
+        self.upload = W.FileUpload(accept="image/*,video/*", multiple=True, description="Image/video",
+                                   tooltip="a new image (PNG, JPEG, ...), a video file (MP4, WebM, ...), or several "
+                                   "images as the frames of a video; without one the current input is used",
+                                   layout=W.Layout(width="130px"))
+        self.fps_control = W.BoundedFloatText(value=2.0, min=0.01, max=120.0, step=0.5, description="fps",
+                                              tooltip="frames per second sampled from an uploaded video, or the "
+                                              "spacing of uploaded frames (video models place frames in time)",
+                                              layout=W.Layout(width="120px"))
         self.prompt_control = W.Text(value=gen.prompt, description="Ask", layout=W.Layout(width="360px"))
         self.generate_button = W.Button(description="Generate", icon="comment", layout=W.Layout(width="110px"))
         self.history_control = W.Dropdown(options=[], description="earlier", layout=W.Layout(width="300px"),
@@ -173,7 +190,7 @@ class Explorer(W.VBox):
         self._listing = False  # True while the history menu is refilled (not a user's choice)
         self.generate_button.on_click(lambda _: self._ask_from_widget())
         self.history_control.observe(self._on_history, names="value")
-        ask = W.HBox([self.upload, self.prompt_control, self.generate_button, self.history_control],
+        ask = W.HBox([self.upload, self.fps_control, self.prompt_control, self.generate_button, self.history_control],
                      layout=W.Layout(flex_flow="row wrap"))
         controls = W.HBox([self.method_control, self.mode_control, self.over_control, self.spans_control,
                            self.regions_by, self.regions_control, self.lambda1_control, self.lambda2_control,
@@ -196,6 +213,12 @@ class Explorer(W.VBox):
     # -- questions ------------------------------------------------------------------------------
     def _answer(self, image, prompt: str, answer=None):
         # A given answer (text or token ids) is teacher-forced instead of generated.
+        if isinstance(image, Video):  # a video: its frames read once, here (see load_video)
+            if not callable(getattr(self.session, "generate_video", None)):
+                raise InputError(f"{self.session.display_name} does not take videos here")
+            if answer is None:
+                return self.session.generate_video(image, prompt, max_new_tokens=self.max_new_tokens)
+            return self.session.teacher_force_video(image, prompt, answer)
         if answer is None:
             return self.session.generate(image, prompt, max_new_tokens=self.max_new_tokens)
         return self.session.teacher_force(image, prompt, answer)
@@ -204,7 +227,8 @@ class Explorer(W.VBox):
         """A new question in the same Explorer: `image` (default: the current one), `prompt` (default: the
         current one), optionally a given `answer`. The strip, reliance colours and views switch to it; the
         question before, with its explanations, stays in `history` (`revisit(i)` goes back)."""
-        image = self.generation.image if image is None else image
+        if image is None:
+            image = self.generation.video if self.generation.video is not None else self.generation.image
         prompt = self.generation.prompt if prompt is None else prompt
         generation = self._answer(image, prompt, answer)  # errors leave the current question as it is
         reliance = self.session.reliance(generation)
@@ -266,18 +290,32 @@ class Explorer(W.VBox):
         try:
             image = None
             if self.upload.value:
-                upload = self.upload.value[0]
-                image = load_image(upload["content"], name=upload.get("name") or "the uploaded file")
+                image = self._uploaded(list(self.upload.value))
             self._set_status("Generating…")
             self.ask(image, self.prompt_control.value)
             self.upload.value = ()
         except EagleError as err:
             self._set_status(f"Error: {err}", error=True)
 
+    def _uploaded(self, files: list[dict]):
+        """An uploaded image, video file, or several frame images (in natural order of their names) at the fps
+        control's rate."""
+        if len(files) > 1:
+            files = sorted(files, key=lambda f: [int(p) if p.isdigit() else p.lower()
+                                                 for p in re.split(r"(\d+)", f.get("name") or "")])
+            frames = [load_image(f["content"], name=f.get("name") or f"frame {i}") for i, f in enumerate(files)]
+            return load_video(frames, float(self.fps_control.value), name=f"{len(frames)} uploaded frames")
+        upload = files[0]
+        name = upload.get("name") or "the uploaded file"
+        if str(upload.get("type", "")).startswith("video/") or Path(name).suffix.lower() in VIDEO_SUFFIXES:
+            return load_video(upload["content"], float(self.fps_control.value), name=name)
+        return load_image(upload["content"], name=name)
+
     def _header_html(self) -> str:
         gen = self.generation
-        return markup("<b>Q:</b> {prompt} &nbsp; <b>A:</b> {answer} <span class='eagle-status'>({model})</span>",
-                      prompt=gen.prompt, answer=gen.text, model=self.session.display_name)
+        video = "" if gen.video is None else f"; video of {gen.video.n} frames at {gen.video.fps:g} fps"
+        return markup("<b>Q:</b> {prompt} &nbsp; <b>A:</b> {answer} <span class='eagle-status'>({model}{video})</span>",
+                      prompt=gen.prompt, answer=gen.text, model=self.session.display_name, video=video)
 
     def _on_regions_typed(self, change) -> None:
         try:
@@ -385,6 +423,10 @@ class Explorer(W.VBox):
             if self._given_regions is None:
                 raise InputError("no regions were given; call explorer.use_regions(label_map) first")
             return self._given_regions
+        if params["regions_by"] == "grid" and self.generation.video is not None:  # a grid on every frame
+            h, w = self.generation.video.frame_shape
+            rows = max(1, round(math.sqrt(params["regions"] * h / w)))
+            return rows, max(1, round(params["regions"] / rows))
         if params["regions_by"] == "grid":
             key = (self.generation.image.shape[:2], params["regions"])
             if key not in self._grids:  # one object per grid, so the fast path's composition is reused
@@ -654,7 +696,8 @@ class Explorer(W.VBox):
         self._shown_key = key
         self.heatmap.show(result)
         self.curves.show(result)
-        self.prompt_strip.value = prompt_html(prompt_state(result, self.heatmap.encoding))
+        self.prompt_strip.value = (prompt_html(prompt_state(result, self.heatmap.encoding))
+                                   + frames_html(frames_state(result, self.heatmap.encoding)))
         prior = self._language_prior_note(result)
         if prior and not self.heatmap.note:
             self.heatmap.note = prior

@@ -26,6 +26,7 @@ from .state import (
     EMPTY_HEATMAP,
     curves_state,
     elements_label,
+    frames_state,
     heatmap_state,
     method_label,
     prompt_state,
@@ -52,6 +53,7 @@ __CSS__
 <span style="color:#777">(__MODEL__)</span></div>
 <div id="strip"></div>
 <div id="prompt-strip" class="eagle-prompt-strip"></div>
+<div id="frame-shares" class="eagle-frame-shares"></div>
 <div class="eagle-export-status"><label id="result-menu">result <select id="result"></select></label>
 <span id="status"></span></div>
 <div class="eagle-export-row"><div id="heatmap"></div><div><div id="curves"></div><div id="modality"></div></div></div>
@@ -120,6 +122,7 @@ function show() {
     shown = null;
     heatmap.update(data.empty_heatmap);
     drawPrompt(null);
+    drawFrames(null);
     curves.update(data.empty_curves);
     status.textContent = sel.length ? "No explanation of this selection was computed before the export. " +
       "Explained selections: " + question.explanations.map((e) => "[" + e.labels.join(" ") + "]").join(", ")
@@ -132,6 +135,7 @@ function show() {
   heatmap.update({ labels: bytes(hit.label_bytes), ...hit.heatmap[heatmap.get("encoding")] });
   curves.update(hit.curves);
   drawPrompt(hit.prompt[heatmap.get("encoding")]);
+  drawFrames(hit.frames[heatmap.get("encoding")]);
   status.textContent = `${hit.name}: ${hit.summary}`;
 }
 // The prompt strip: text nodes only (the prompt is data, never markup).
@@ -150,6 +154,25 @@ function drawPrompt(state) {
   }
   box.append(document.createElement("br"), Object.assign(document.createElement("span"),
     { className: "eagle-export-status", textContent: `${state.title}; order: ${state.order.join(" → ")}` }));
+}
+function drawFrames(state) {  // which frames matter: a bar per frame, its share of the gain
+  const box = document.getElementById("frame-shares");
+  box.replaceChildren();
+  if (!state || !state.frames.length) return;
+  box.append(Object.assign(document.createElement("div"), { className: "eagle-export-status",
+    textContent: state.title }));
+  const top = Math.max(...state.frames.map((f) => f.share)) || 1;
+  for (const f of state.frames) {
+    const cell = Object.assign(document.createElement("div"), { title: `${f.label}: ${(100 * f.share).toFixed(1)}%` });
+    cell.style.cssText = "display:inline-block;width:46px;margin-right:4px;text-align:center;font-size:11px";
+    const well = document.createElement("div");
+    well.style.cssText = "height:40px;display:flex;align-items:flex-end";
+    const bar = document.createElement("div");
+    bar.style.cssText = `width:100%;height:${Math.max(1, Math.round(40 * f.share / top))}px;background:#d62728`;
+    well.append(bar);
+    cell.append(well, document.createTextNode(f.label));
+    box.append(cell);
+  }
 }
 function switchQuestion(i) {
   question = data.questions[i];
@@ -262,6 +285,7 @@ def _explanation(gen, selection: list[int], result, index: int) -> dict:
         "heatmap": {encoding: {**heatmap_state(result, encoding), "step": 0} for encoding in MAP_ENCODINGS},
         "curves": curves_state(result),
         "prompt": {encoding: prompt_state(result, encoding) for encoding in MAP_ENCODINGS},
+        "frames": {encoding: frames_state(result, encoding) for encoding in MAP_ENCODINGS},
         "summary": summary(result),
     }
 

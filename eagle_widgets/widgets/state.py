@@ -99,6 +99,8 @@ def elements_label(result: Attribution) -> str:
     words = f"{spans.n} prompt {spans.granularity}s" if spans is not None else ""
     image = result.image_regions
     regions = f"{image.n} regions" if image is not None else ""
+    if result.frames:
+        regions += f" over {result.frames} frames"
     return " + ".join(x for x in (regions, words) if x)
 
 
@@ -128,6 +130,35 @@ def prompt_state(result: Attribution | None, encoding: str = DEFAULT_ENCODING) -
         title += (f": p {split['total']:.2f} = prior {split['prior']:.2f} (neither) + image {split['image']:.2f} + "
                   f"prompt {split['prompt']:.2f} along this order")
     return {"pieces": pieces, "order": order + (["…"] if len(result.order) > 12 else []), "title": title}
+
+
+def frames_state(result: Attribution | None, encoding: str = DEFAULT_ENCODING) -> dict:
+    """Which frames matter (a video result): each frame's label and share of the gain; empty for an image."""
+    shares = result.frame_shares(encoding) if result is not None else None
+    if shares is None:
+        return {"frames": [], "title": ""}
+    times = (result.context.video.get("times") if result.context is not None else None) or []
+    frames = [{"label": f"{i + 1}" + (f" · {times[i]:g} s" if i < len(times) else ""), "share": float(v)}
+              for i, v in enumerate(shares)]
+    top = sorted(range(len(frames)), key=lambda i: -frames[i]["share"])[:3]
+    title = (f"which frames matter for {selection_label(result.token_labels)}: "
+             + ", ".join(f"frame {frames[i]['label']} ({frames[i]['share']:.0%})" for i in top))
+    return {"frames": frames, "title": title}
+
+
+def frames_html(state: dict) -> str:
+    """The frame-share bars as HTML for the live widget (the export draws the same state in its page)."""
+    from .markup import plain, text
+
+    if not state["frames"]:
+        return ""
+    top = max(f["share"] for f in state["frames"]) or 1.0
+    bars = "".join(
+        f"<div title='{plain(f['label'])}: {f['share']:.1%}' style='display:inline-block; width:46px; "
+        f"margin-right:4px; text-align:center; font-size:11px'><div style='height:40px; display:flex; "
+        f"align-items:flex-end'><div style='width:100%; height:{max(1, round(40 * f['share'] / top))}px; "
+        f"background:#d62728'></div></div>{text(f['label'])}</div>" for f in state["frames"])
+    return f"<div class='eagle-frame-shares'><span class='eagle-status'>{text(state['title'])}</span><br>{bars}</div>"
 
 
 def prompt_html(state: dict) -> str:
