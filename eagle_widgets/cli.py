@@ -20,12 +20,16 @@ def _terminal_progress(update) -> None:
 
 def _write(out: Path, name: str, result, gen, reliance) -> None:
     from .core.errors import EagleError
-    from .display.figures import explanation_figure
+    from .display.figures import attribution_figure, explanation_figure
     from .widgets.state import image_note
 
     result.save(out / f"{name}.eagle")
-    fig = explanation_figure(gen.image, gen.tokens, reliance.evidence, result, list(result.context.targets),
-                             gen.special, title=f"{gen.prompt} → {gen.text}", note=image_note(result))
+    if result.frames:  # a video: its frames on one scale, which frames matter, the answer
+        fig = attribution_figure(result, reliance=list(reliance.evidence), title=f"{gen.prompt} → {gen.text}",
+                                 dpi=110)
+    else:
+        fig = explanation_figure(gen.image, gen.tokens, reliance.evidence, result, list(result.context.targets),
+                                 gen.special, title=f"{gen.prompt} → {gen.text}", note=image_note(result))
     try:
         fig.savefig(out / f"{name}.png", dpi=110)
     except OSError as err:
@@ -59,8 +63,15 @@ def _explain(session, image, prompt, out: Path, tokens, words, mode, regions, ma
     if tokens and words:
         raise InputError("give --tokens or --words, not both")
     out = _output_folder(out)
-    gen = session.teacher_force(image, prompt, answer) if answer is not None else \
-        session.generate(image, prompt, max_new_tokens=max_new_tokens)
+    from .core.video import Video
+
+    if isinstance(image, Video):  # read once here: the answer and its explanation see the same frames
+        gen = session.teacher_force_video(image, prompt, answer) if answer is not None else \
+            session.generate_video(image, prompt, max_new_tokens=max_new_tokens)
+        print(f"video: {image.n} frames of {image.frame_shape[1]}x{image.frame_shape[0]} at {image.fps:g} fps")
+    else:
+        gen = session.teacher_force(image, prompt, answer) if answer is not None else \
+            session.generate(image, prompt, max_new_tokens=max_new_tokens)
     print(f"Q: {prompt}\nA: {gen.text}")
     print("tokens: " + " ".join(f"[{i}]{t!r}" for i, t in enumerate(gen.tokens)))
     reliance = session.reliance(gen)
@@ -133,7 +144,12 @@ def main(argv=None) -> int:
                         help="also order the prompt's words or sentences (with --regions 0: only them)")
     common.add_argument("--max-new-tokens", type=int, default=48)
     ex = sub.add_parser("explain", parents=[common], help="explain a model's answer about an image")
-    ex.add_argument("--image", type=Path, required=True)
+    media = ex.add_mutually_exclusive_group(required=True)
+    media.add_argument("--image", type=Path)
+    media.add_argument("--video", type=Path, help="a video file or a folder of frames (--regions is then per frame)")
+    ex.add_argument("--fps", type=float, default=None, help="video: frames per second to sample (a file: 2 by "
+                    "default) or the spacing of a folder's frames (required there)")
+    ex.add_argument("--max-frames", type=int, default=32, help="video: at most this many frames (sampled evenly)")
     ex.add_argument("--prompt", required=True)
     ex.add_argument("--model", default=None, help="Hugging Face model id or folder, or a server's address "
                     "(http://host:8000/v1); default: the demo model")
@@ -202,7 +218,12 @@ def main(argv=None) -> int:
         from .core.images import load_image
         from .models import load_session
 
-        image = load_image(args.image)
+        if args.video is not None:
+            from .core.video import load_video
+
+            image = load_video(args.video, args.fps, max_frames=args.max_frames)
+        else:
+            image = load_image(args.image)
         if args.model is None:
             from .demo import load_demo_session
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .clips import VIDEO_CAPTION_PROMPT, Clip, demo_clip, make_clip
 from .scenes import (
     CAPTION_PROMPT,
     COLOURS,
@@ -20,10 +21,12 @@ from .scenes import (
 )
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
+VIDEO_WEIGHTS = Path(__file__).resolve().parent / "video_weights"  # the image demo taught to read clips
 
 __all__ = [
     "Bias", "CAPTION_PROMPT", "COLOURS", "SHAPES", "Scene", "SceneObject", "TRAINING_BIAS", "UNBIASED", "WEIGHTS",
     "bias_breaking_scene", "colour_prompt", "load_demo_session", "make_scene", "presence_prompt",
+    "VIDEO_WEIGHTS", "Clip", "VIDEO_CAPTION_PROMPT", "demo_clip", "load_video_demo_session", "make_clip",
 ]
 
 
@@ -38,4 +41,19 @@ def load_demo_session(weights: str | Path | None = None, *, device: str = "cpu",
                          f"`python -m eagle_widgets.demo.train --out {path}`")
     session = load_session(str(path), device=device, dtype=kwargs.pop("dtype", "float32"), **kwargs)
     session.display_name = "eagle-widgets demo model" if path == WEIGHTS else f"demo model ({path.name})"
+    return session
+
+
+def load_video_demo_session(weights: str | Path | None = None, *, device: str = "cpu", **kwargs):
+    """The video demo model (the image demo taught to answer about clips; see the model card) as a
+    `ModelSession`; `session.generate_video(demo_clip().video(), ...)` asks it about a clip."""
+    from ..core.errors import InputError
+    from ..models import load_session
+
+    path = Path(weights) if weights is not None else VIDEO_WEIGHTS
+    if not (path / "config.json").exists() or not (path / "model.safetensors").exists():
+        raise InputError(f"no video demo weights in {path}; train them with "
+                         f"`python -m eagle_widgets.demo.train_video --out {path}`")
+    session = load_session(str(path), device=device, dtype=kwargs.pop("dtype", "float32"), **kwargs)
+    session.display_name = "eagle-widgets video demo model" if path == VIDEO_WEIGHTS else f"video demo ({path.name})"
     return session
