@@ -352,8 +352,8 @@ class VideoScorer(ModelScorer):
                "video_input": self.encoder.input_kind, "image_backend": self.handle.adapter.image_backend,
                "frames": self.video.n, "fps": self.video.fps}
         if self.fast:
-            out["composition"] = (f"processed frame groups of {self.encoder.group} reused by the visibility of their "
-                                  f"regions ({self.hits} reused, {self.misses} processed so far)")
+            out["composition"] = (f"each group of {self.encoder.group} frame(s) processed once per visibility of "
+                                  "its regions and reused (exact: the processor treats groups independently)")
         else:
             out["composition"] = "none: one processor call and one forward per masked video"
         return out
