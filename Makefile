@@ -80,7 +80,7 @@ test-served: install install-vllm
 
 # What depends on the image processor: the model and scoring tests (every family, real settings), the demo
 # model's paths, the Explorer and its views, the CLI, and the quickstart and real-models notebooks.
-TV_TESTS := tests/models tests/demo/test_demo_model.py tests/widgets/test_explorer.py tests/widgets/test_views.py \
+TV_TESTS := tests/models tests/demo/test_demo_model.py tests/demo/test_video_demo.py tests/widgets/test_explorer.py tests/widgets/test_views.py \
 	tests/widgets/test_method_maps.py tests/test_cli.py notebooks/01_quickstart.ipynb notebooks/06_real_models.ipynb
 test-torchvision: install-torchvision browser
 	HF_HUB_OFFLINE=1 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 EAGLE_EXPECT_BACKEND=torchvision $(TV_PY) -m pytest -q \

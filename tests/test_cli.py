@@ -80,3 +80,21 @@ def test_a_decompression_bomb_is_refused(tmp_path, capsys, monkeypatch):
     Image.new("RGB", (40, 40)).save(path)
     assert main(["explain", "--image", str(path), "--prompt", "hi", "--out", str(tmp_path / "o")]) == 2
     assert "too large" in capsys.readouterr().err
+
+
+def test_explain_a_video_given_as_a_folder_of_frames(tmp_path, capsys):
+    from eagle_widgets.demo import VIDEO_WEIGHTS, demo_clip
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, f in enumerate(demo_clip().frames):
+        Image.fromarray(f).save(frames / f"frame{i + 1}.png")
+    code = main(["explain", "--video", str(frames), "--fps", "2", "--prompt", "is there a star ?", "--model",
+                 str(VIDEO_WEIGHTS), "--regions", "4", "--tokens", "0",
+                 "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "video: 6 frames of 224x224 at 2 fps" in out and "A: yes" in out
+    assert (tmp_path / "out" / "attribution.png").stat().st_size > 10_000
+    without_fps = main(["explain", "--video", str(frames), "--prompt", "hi", "--out", str(tmp_path / "o2")])
+    assert without_fps == 2 and "fps" in capsys.readouterr().err

@@ -34,7 +34,7 @@ def test_it_answers_about_the_clip(video_session):
 def test_which_frames_matter_finds_the_star(video_session):
     video = demo_clip().video()
     gen = video_session.generate_video(video, "is there a star ?", max_new_tokens=2)
-    result = video_session.explain(gen, [0], (3, 3), mode="efficient")
+    result = video_session.explain(gen, [0], (2, 2), mode="efficient")
     shares = result.frame_shares()
     assert shares[[2, 3]].sum() > 0.9, shares  # the frames that show the star
     assert result.insertion_auc > 0.8 and result.deletion_auc < 0.2
