@@ -61,6 +61,24 @@ def photo(h: int = 480, w: int = 640, seed: int = 0):
     return img
 
 
+def mp4_bytes(frames, rate: int) -> bytes:
+    """`frames` (HxWx3 uint8) as an MPEG-4 video at `rate` frames per second, encoded with PyAV."""
+    import io
+
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream("mpeg4", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return buf.getvalue()
+
+
 def make_tokenizer(special_tokens, vocab_size=400, **named):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast

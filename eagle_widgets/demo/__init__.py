@@ -32,28 +32,24 @@ __all__ = [
 
 def load_demo_session(weights: str | Path | None = None, *, device: str = "cpu", **kwargs):
     """The demo model as a `ModelSession`, loaded with `from_pretrained` from the package (no download)."""
+    return _load(weights, WEIGHTS, "eagle-widgets demo model", "demo model", "train", device, kwargs)
+
+
+def _load(weights, shipped: Path, shipped_name: str, kind: str, script: str, device: str, kwargs):
     from ..core.errors import InputError
     from ..models import load_session
 
-    path = Path(weights) if weights is not None else WEIGHTS
+    path = Path(weights) if weights is not None else shipped
     if not (path / "config.json").exists() or not (path / "model.safetensors").exists():
-        raise InputError(f"no demo model weights in {path}; train them with "
-                         f"`python -m eagle_widgets.demo.train --out {path}`")
+        raise InputError(f"no {kind} weights in {path}; train them with "
+                         f"`python -m eagle_widgets.demo.{script} --out {path}`")
     session = load_session(str(path), device=device, dtype=kwargs.pop("dtype", "float32"), **kwargs)
-    session.display_name = "eagle-widgets demo model" if path == WEIGHTS else f"demo model ({path.name})"
+    session.display_name = shipped_name if path == shipped else f"{kind} ({path.name})"
     return session
 
 
 def load_video_demo_session(weights: str | Path | None = None, *, device: str = "cpu", **kwargs):
     """The video demo model (the image demo taught to answer about clips; see the model card) as a
     `ModelSession`; `session.generate_video(demo_clip().video(), ...)` asks it about a clip."""
-    from ..core.errors import InputError
-    from ..models import load_session
-
-    path = Path(weights) if weights is not None else VIDEO_WEIGHTS
-    if not (path / "config.json").exists() or not (path / "model.safetensors").exists():
-        raise InputError(f"no video demo weights in {path}; train them with "
-                         f"`python -m eagle_widgets.demo.train_video --out {path}`")
-    session = load_session(str(path), device=device, dtype=kwargs.pop("dtype", "float32"), **kwargs)
-    session.display_name = "eagle-widgets video demo model" if path == VIDEO_WEIGHTS else f"video demo ({path.name})"
-    return session
+    return _load(weights, VIDEO_WEIGHTS, "eagle-widgets video demo model", "video demo model", "train_video", device,
+                 kwargs)

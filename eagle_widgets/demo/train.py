@@ -190,6 +190,11 @@ def make_batch(prompts: Prompts, rng, texts_batch, pad_id: int):
             p, ans = prompts.ids[q], prompts.answer(a)
             seqs.append(p + ans)
             labels.append([-100] * len(p) + ans)
+    return pad_batch(seqs, labels, pad_id)
+
+
+def pad_batch(seqs: list[list[int]], labels: list[list[int]], pad_id: int):
+    """Input ids, labels (-100 where no loss) and attention mask, right-padded to the longest sequence."""
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad_id)
     lab = torch.full((len(seqs), width), -100)
@@ -199,6 +204,13 @@ def make_batch(prompts: Prompts, rng, texts_batch, pad_id: int):
         lab[i, : len(lbl)] = torch.tensor(lbl)
         mask[i, : len(s)] = 1
     return ids, lab, mask
+
+
+def answer_loss(model, ids, labels, mask, features) -> torch.Tensor:
+    """Cross-entropy on the answer tokens, with the images' vision features computed beforehand (shared)."""
+    out = model(input_ids=ids, attention_mask=mask, mm_encoder_outputs={"image": features})
+    logits = out.logits[:, :-1].reshape(-1, out.logits.shape[-1])
+    return torch.nn.functional.cross_entropy(logits, labels[:, 1:].reshape(-1), ignore_index=-100)
 
 
 # -- optimisation ---------------------------------------------------------------------------------------
@@ -273,10 +285,7 @@ def train_stage2(model, prompts: Prompts, images, texts, steps: int, batch: int,
         features = model.model.get_image_features(pixel_values=to_pixel_values(images[idx]), vision_feature_layer=-1,
                                                   vision_feature_select_strategy="default", return_dict=True)
         features.pooler_output = [f for f in features.pooler_output for _ in TASKS_PER_IMAGE]
-        out = model(input_ids=ids, attention_mask=mask, mm_encoder_outputs={"image": features})
-        logits = out.logits[:, :-1].reshape(-1, out.logits.shape[-1])
-        loss = torch.nn.functional.cross_entropy(logits, labels[:, 1:].reshape(-1), ignore_index=-100)
-        opt.step(step, loss)
+        opt.step(step, answer_loss(model, ids, labels, mask, features))
     model.eval()
 
 

@@ -1,6 +1,6 @@
 """Teach the demo model to answer about clips: fine-tune the image demo on procedural clips (CPU, seeded).
 
-    python -m eagle_widgets.demo.train_video --out DIR [--base eagle_widgets/demo/weights] [--steps 1500]
+    python -m eagle_widgets.demo.train_video --out DIR [--base eagle_widgets/demo/weights] [--steps 800]
 
 The video demo reads a clip as its frames in order, each an image of the image demo (`<image>` per frame, 64
 tokens each): the frames-as-images input of LLaVA-style models. It starts from the image demo's weights (its
@@ -25,7 +25,7 @@ from PIL import Image
 from .clips import CLIP_FRAMES, VIDEO_CAPTION_PROMPT, Clip, make_clip
 from .model import INPUT_SIZE, WORDS, build_tokenizer
 from .scenes import COLOURS, SHAPES, colour_prompt, presence_prompt
-from .train import Optimiser, param_groups, to_pixel_values
+from .train import Optimiser, answer_loss, pad_batch, param_groups, to_pixel_values
 
 VIDEO_WORDS = ["video"]
 TASKS = ("caption", "presence", "colour")
@@ -75,7 +75,7 @@ def augment(clip: Clip, rng) -> Clip:
 
 
 def sample_task(rng, clip: Clip, kind: str) -> tuple[str, str]:
-    present = [o for o in clip.present]
+    present = clip.present
     if kind == "colour" and not present:
         kind = "presence"
     if kind == "caption":
@@ -121,16 +121,7 @@ def make_batch(prompts: ClipPrompts, rng, clips: list[Clip]):
             p, ans = prompts.ids[q], prompts.answer(a)
             seqs.append(p + ans)
             labels.append([-100] * len(p) + ans)
-    width = max(len(s) for s in seqs)
-    pad = prompts.tok.pad_token_id
-    ids = torch.full((len(seqs), width), pad)
-    lab = torch.full((len(seqs), width), -100)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, (s, lbl) in enumerate(zip(seqs, labels)):
-        ids[i, : len(s)] = torch.tensor(s)
-        lab[i, : len(lbl)] = torch.tensor(lbl)
-        mask[i, : len(s)] = 1
-    return ids, lab, mask
+    return pad_batch(seqs, labels, prompts.tok.pad_token_id)
 
 
 def train(model, prompts: ClipPrompts, steps: int, clips_per_step: int, lr: float, seed: int, log) -> None:
@@ -152,10 +143,7 @@ def train(model, prompts: ClipPrompts, steps: int, clips_per_step: int, lr: floa
         per_image = list(features.pooler_output)
         n = clips[0].frames.shape[0]
         features.pooler_output = [per_image[c * n + f] for c in range(len(clips)) for _ in TASKS for f in range(n)]
-        out = model(input_ids=ids, attention_mask=mask, mm_encoder_outputs={"image": features})
-        logits = out.logits[:, :-1].reshape(-1, out.logits.shape[-1])
-        loss = torch.nn.functional.cross_entropy(logits, labels[:, 1:].reshape(-1), ignore_index=-100)
-        opt.step(step, loss)
+        opt.step(step, answer_loss(model, ids, labels, mask, features))
     model.eval()
 
 
@@ -169,7 +157,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--base", type=Path, default=WEIGHTS, help="the image demo's weights")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--clips", type=int, default=8, help="clips per step, each asked 3 things")
     parser.add_argument("--frames", type=int, default=CLIP_FRAMES)
     parser.add_argument("--lr", type=float, default=1e-3)

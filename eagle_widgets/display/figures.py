@@ -212,11 +212,7 @@ def attribution_figure(result: Attribution, path=None, *, reliance=None, correct
     if title:
         fig.suptitle(plain(title), fontsize=10)
     fig.tight_layout()
-    if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, bbox_inches="tight")
-    return fig
+    return _saved(fig, path)
 
 
 def _strip_tokens(result: Attribution, context: AnswerContext, reliance):
@@ -295,6 +291,11 @@ def _video_figure(result: Attribution, path, *, reliance, smooth, encoding, titl
     if said:
         fig.text(0.01, 0.0, plain(said), fontsize=7, color="#a05a00", wrap=True)
     fig.tight_layout()
+    return _saved(fig, path)
+
+
+def _saved(fig, path):
+    """`fig`, written to `path` first when one is given (its folder made)."""
     if path is not None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)

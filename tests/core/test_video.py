@@ -1,25 +1,15 @@
 """Videos in the engine: frames read once with their times, regions per frame, which frames matter, bundles."""
 
-import av
 import numpy as np
 import pytest
 from eagle_widgets.core import Attribution, FrameRegions, InputError, Video, attribute, load_video
 from eagle_widgets.core.scorer import EvidenceScorer
 
+from tiny_models import mp4_bytes
+
 
 def clip(n=4, h=24, w=32):
     return [np.full((h, w, 3), 30 * i, np.uint8) for i in range(n)]
-
-
-def write_mp4(path, frames, rate=10):
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("mpeg4", rate=rate)
-        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
-        for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
 
 
 def test_frames_need_their_spacing_and_one_size():
@@ -49,7 +39,7 @@ def test_a_folder_of_frames_is_read_in_natural_order(tmp_path):
 
 def test_a_file_is_sampled_at_fps_with_its_times_and_capped(tmp_path):
     frames = [np.full((48, 64, 3), 10 * i, np.uint8) for i in range(25)]  # 2.4 s at 10 fps
-    write_mp4(tmp_path / "c.mp4", frames)
+    (tmp_path / "c.mp4").write_bytes(mp4_bytes(frames, 10))
     video = load_video(tmp_path / "c.mp4")  # 2 fps by default
     assert video.fps == 2.0 and video.times == (0.0, 0.5, 1.0, 1.5, 2.0)
     assert np.abs(video.frames[:, 0, 0, 0].astype(int) - [0, 50, 100, 150, 200]).max() <= 3

@@ -6,12 +6,13 @@ import io
 import json
 import re
 
-import av
 import numpy as np
 import pytest
 from eagle_widgets import Explorer
 from eagle_widgets.demo import demo_clip, load_video_demo_session
 from PIL import Image
+
+from tiny_models import mp4_bytes
 
 
 @pytest.fixture(scope="module")
@@ -27,19 +28,6 @@ def _file(name: str, data: bytes, kind: str = "") -> dict:
 def _png(image) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _mp4(frames, rate: int) -> bytes:
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as out:
-        stream = out.add_stream("mpeg4", rate=rate)
-        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
-        for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
     return buf.getvalue()
 
 
@@ -75,7 +63,7 @@ def test_uploads_become_videos_at_the_fps_control(video_session):
     video = explorer.generation.video
     assert video.n == 6 and video.fps == 1.0 and np.array_equal(video.frames, clip.frames)
     explorer.fps_control.value = 2.0
-    explorer.upload.value = (_file("clip.mp4", _mp4(list(clip.frames), 2), "video/mp4"),)
+    explorer.upload.value = (_file("clip.mp4", mp4_bytes(list(clip.frames), 2), "video/mp4"),)
     explorer.generate_button.click()
     assert explorer.generation.video.n == 6 and explorer.generation.text == "yes", explorer.status.value
     explorer.upload.value = (_file("broken.mp4", b"not a video" * 10, "video/mp4"),)
