@@ -253,6 +253,11 @@ class Attribution:
         regions = self.image_regions
         return int(getattr(regions, "frames", 0))
 
+    @property
+    def area_axis(self) -> str:
+        """What the curves' x-axis (the area) is for this result, in words."""
+        return spans.AREA_AXES["video" if self.frames else self.kind]
+
     def frame_shares(self, encoding: str = "gain") -> np.ndarray | None:
         """Each video frame's share of the positive gain (None for an image): which frames matter."""
         from .video import frame_shares

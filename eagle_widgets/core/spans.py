@@ -26,7 +26,8 @@ GRANULARITIES = ("word", "sentence", "message")
 # What the curves' x-axis (the area) is, by what a result orders.
 AREA_AXES = {"image": "fraction of the image inserted or deleted",
              "prompt": "fraction of the prompt's tokens inserted or deleted",
-             "joint": "image (half the axis) + prompt (half) inserted or deleted"}
+             "joint": "image (half the axis) + prompt (half) inserted or deleted",
+             "video": "fraction of the video (all its frames' pixels) inserted or deleted"}
 # Words: runs of letters/digits, each CJK character, each other visible character (punctuation).
 _WORD = re.compile(r"[\u4e00-\u9fff\u3040-\u30ff\uac00-\ud7af]|[^\W\u4e00-\u9fff\u3040-\u30ff\uac00-\ud7af]+|[^\w\s]")
 _SENTENCE_END = re.compile(r"[.!?;。！？；]+|\n+")

@@ -129,7 +129,7 @@ def explanation_figure(image, tokens, reliance, result: Attribution | None = Non
         curves.text(0.5, 0.5, "select tokens to explain", ha="center", va="center", color="0.4")
     curves.set_xlim(0, 1)
     curves.set_ylim(0, 1.02)
-    curves.set_xlabel(AREA_AXES[result.kind] if result is not None else AREA_AXES["image"])
+    curves.set_xlabel(result.area_axis if result is not None else AREA_AXES["image"])
     curves.set_ylabel("mean p(selection)")
     if title:
         fig.suptitle(plain(title), fontsize=10)

@@ -184,7 +184,7 @@ def prompt_html(state: dict) -> str:
 def curves_state(result: Attribution) -> dict:
     partial = "" if result.complete else f"partial ({len(result.order)}/{result.num_regions} regions)"
     return {
-        "x_label": AREA_AXES[result.kind],
+        "x_label": result.area_axis,
         "areas": [float(a) for a in result.areas],
         "insertion": [float(v) for v in result.insertion],
         "deletion": [float(v) for v in result.deletion],

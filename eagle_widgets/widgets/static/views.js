@@ -143,6 +143,10 @@ function renderHeatmap({ model, el: root }) {
   function loadImage() {
     const png = model.get("image_png");
     w = model.get("width"); h = model.get("height");
+    // A video's frames side by side: wider than the usual 340 px, about 170 px of height per frame row.
+    const wide = h > 0 && w / h > 2;
+    root.classList.toggle("eagle-wide", wide);
+    root.style.setProperty("--eagle-wide-width", wide ? `${Math.min(1360, Math.round(170 * w / h))}px` : "");
     if (!png || !png.byteLength) return;
     const url = URL.createObjectURL(new Blob([png], { type: "image/png" }));
     const im = new Image();
