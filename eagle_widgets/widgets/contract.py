@@ -17,7 +17,9 @@ class ExplorerSession(Protocol):
     an Attribution whose `token_labels` name the selection. Optional: `methods()` and `explain_method`
     (other attribution methods, offered in the Explorer's method menu); `exact` (False for approximate scores)
     with `cost(request, mode=..., **params)` (the calls an approximate explanation will make, said first);
-    `attributes_prompt` (True where `request(..., prompt="word")` orders the prompt's words too).
+    `attributes_prompt` (True where `request(..., prompt="word")` orders the prompt's words too);
+    `generate_video(video, prompt, max_new_tokens=...)` and `teacher_force_video` (videos: the Explorer then
+    takes a `core.Video` or an uploaded video file or frames).
     """
 
     name: str
