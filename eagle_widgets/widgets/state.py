@@ -62,6 +62,7 @@ def heatmap_state(result: Attribution, encoding: str = DEFAULT_ENCODING, scale: 
         "insertion": [float(v) for v in result.insertion],
         "areas": [float(a) for a in result.areas],
         "n_regions": image.n,
+        "frames": result.frames,
         "encoding": encoding,
         "legend": (f"{own.scale} (its own map; its curves rank regions by it, scored like EAGLE's)" if own
                    else legend(encoding, result, scale=scale)),
@@ -89,7 +90,7 @@ def preview_state(update, num_regions: int, selection: str, encoding: str = DEFA
     }
 
 
-EMPTY_HEATMAP = {"values": [], "gains": [], "order": [], "insertion": [], "areas": [], "n_regions": 0,
+EMPTY_HEATMAP = {"values": [], "gains": [], "order": [], "insertion": [], "areas": [], "n_regions": 0, "frames": 0,
                  "legend": "", "note": "", "caption": "", "phase": "empty", "step": 0}
 
 

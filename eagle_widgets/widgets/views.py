@@ -138,6 +138,7 @@ class HeatmapView(_View):
     legend = traitlets.Unicode("").tag(sync=True)
     note = traitlets.Unicode("").tag(sync=True)
     caption = traitlets.Unicode("").tag(sync=True)
+    frames = traitlets.Int(0).tag(sync=True)  # > 0: the image is a video's frames side by side
     phase = traitlets.Unicode("empty").tag(sync=True)  # empty, running, done, partial, stale
     # How the map is drawn (display.colours). Not named `style`: ipywidgets reserves that trait for a Style
     # widget, and its front end then fails creating a child view ("reading 'then'").

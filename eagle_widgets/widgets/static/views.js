@@ -187,7 +187,7 @@ function renderHeatmap({ model, el: root }) {
     step.max = order.length; step.value = k; step.disabled = !order.length || phase === "running";
     const ins = model.get("insertion"), areas = model.get("areas");
     stepInfo.textContent = order.length && ins.length > k
-      ? (k === 0 ? "step 0: the map (move the slider to reveal the regions in order)" : `first ${k}/${order.length} regions, ${(100 * areas[k]).toFixed(0)}% of the ${w / h > 2 ? "frames" : "image"}, p = ${ins[k].toFixed(3)}`)
+      ? (k === 0 ? "step 0: the map (move the slider to reveal the regions in order)" : `first ${k}/${order.length} regions, ${(100 * areas[k]).toFixed(0)}% of the ${model.get("frames") ? "frames' pixels" : "image"}, p = ${ins[k].toFixed(3)}`)
       : "";
     caption.textContent = model.get("caption");
     legend.textContent = model.get("legend") &&
