@@ -149,3 +149,22 @@ def test_exported_page_holds_the_history_every_result_and_hover(tmp_path, browse
     wait_until(page, "Number(document.querySelector('#heatmap input.eagle-step').value) === 0")
     page.close()
     assert not errors, errors
+
+
+def test_exported_video_page_draws_every_frame_and_which_frames_matter(tmp_path, browser):
+    from eagle_widgets.demo import demo_clip, load_video_demo_session
+
+    session = load_video_demo_session(cache=False)
+    ex = Explorer(session, demo_clip().video(), "is there a star ?", regions=4, mode="efficient")
+    ex.regions_by.value = "grid"
+    ex.select([0]).wait(120)
+    page, errors = open_page(browser, ex.export_html(tmp_path / "video.html"))
+    wait_until(page, "document.getElementById('heatmap').dataset.drawn === '1'")  # the exported selection
+    assert_draws(page, ex.result, "gain")  # every region of every frame, on the one scale
+    bars = page.locator("#frame-shares > div[title]")
+    assert bars.count() == 6 and "frame 3 · 1 s" in page.locator("#frame-shares").text_content()
+    width = page.evaluate("document.querySelector('#heatmap canvas').getBoundingClientRect().width")
+    assert width > 600  # the frames side by side get room, not the 340 px of one image
+    page.screenshot(path=str(ARTIFACTS / "export-video.png"), full_page=True)
+    page.close()
+    assert not errors, errors
