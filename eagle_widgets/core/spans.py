@@ -27,7 +27,7 @@ GRANULARITIES = ("word", "sentence", "message")
 AREA_AXES = {"image": "fraction of the image inserted or deleted",
              "prompt": "fraction of the prompt's tokens inserted or deleted",
              "joint": "image (half the axis) + prompt (half) inserted or deleted",
-             "video": "fraction of the video (all its frames' pixels) inserted or deleted"}
+             "video": "fraction of all frames' pixels inserted or deleted"}
 # Words: runs of letters/digits, each CJK character, each other visible character (punctuation).
 _WORD = re.compile(r"[\u4e00-\u9fff\u3040-\u30ff\uac00-\ud7af]|[^\W\u4e00-\u9fff\u3040-\u30ff\uac00-\ud7af]+|[^\w\s]")
 _SENTENCE_END = re.compile(r"[.!?;。！？；]+|\n+")
