@@ -69,13 +69,13 @@ test: test-pillow test-torchvision test-served
 
 SERVED := tests/served notebooks/08_served_models.ipynb
 test-pillow: install browser lint
-	HF_HUB_OFFLINE=1 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pytest -q tests notebooks \
+	HF_HUB_OFFLINE=1 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pytest -q --durations=20 tests notebooks \
 		$(foreach p,$(SERVED),--ignore=$(p)) \
 		--nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 
 # The served-model tests and notebook: the test run starts one vLLM server (tests/vllm_server.py) and stops it.
 test-served: install install-vllm
-	HF_HUB_OFFLINE=1 EAGLE_EXPECT_VLLM=1 EAGLE_VLLM_PYTHON=$(VLLM_VENV)/bin/python $(PY) -m pytest -q $(SERVED) \
+	HF_HUB_OFFLINE=1 EAGLE_EXPECT_VLLM=1 EAGLE_VLLM_PYTHON=$(VLLM_VENV)/bin/python $(PY) -m pytest -q --durations=10 $(SERVED) \
 		--nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 
 # What depends on the image processor: the model and scoring tests (every family, real settings), the demo
@@ -83,7 +83,7 @@ test-served: install install-vllm
 TV_TESTS := tests/models tests/demo/test_demo_model.py tests/demo/test_video_demo.py tests/widgets/test_explorer.py tests/widgets/test_views.py \
 	tests/widgets/test_method_maps.py tests/test_cli.py notebooks/01_quickstart.ipynb notebooks/06_real_models.ipynb
 test-torchvision: install-torchvision browser
-	HF_HUB_OFFLINE=1 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 EAGLE_EXPECT_BACKEND=torchvision $(TV_PY) -m pytest -q \
+	HF_HUB_OFFLINE=1 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 EAGLE_EXPECT_BACKEND=torchvision $(TV_PY) -m pytest -q --durations=15 \
 		$(TV_TESTS) --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 
 # Re-execute the notebooks and store clean outputs (no execution counts, no widget state).

@@ -85,7 +85,7 @@ def test_ids_that_do_not_re_tokenise_are_refused(answers, served, local_twin):
     spelled = s.token_ids[:2] + [tok.convert_tokens_to_ids(c) for c in tok.tokenize(" circle")[0]]
     assert tok.decode(spelled) == tok.decode(s.token_ids[:2]) + " circle"
     forged = dataclasses.replace(s, token_ids=spelled, tokens=["x"] * len(spelled), special=[False] * len(spelled))
-    refused = r"other ids than the answer's \(its prompt ends .*, the answer is \[107, 379, "
+    refused = rf"other ids than the answer's \(its prompt ends .*, the answer is \[{spelled[0]}, {spelled[1]}, "
     with pytest.raises(ServerError, match=refused):
         served.explain(forged, regions=4)
 
