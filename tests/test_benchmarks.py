@@ -26,3 +26,11 @@ def test_gpu_benchmark_runs_small(capsys):
     assert [r["mode"] for r in rows] == ["exact", "efficient"]
     assert all(r["evaluations"] > 0 and r["wall_s"] > 0 and r["published_s"] > 0 for r in rows)
     assert "| qwen2.5-vl-3b | word | exact |" in capsys.readouterr().out
+
+
+def test_video_benchmark_runs_small(model_root, capsys):
+    import video
+
+    rows = video.main(["--frames", "3", "--side", "112", "--masks", "2", "--root", str(model_root)])
+    assert rows[0]["frames"] == 3 and rows[0]["max_dp"] < 1e-6 and rows[0]["fast_ms"] > 0
+    assert "| 3 | 112x112 |" in capsys.readouterr().out

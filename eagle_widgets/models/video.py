@@ -63,9 +63,10 @@ class VideoEncoder:
         """One video's pixel input from its groups' parts, in order."""
         return torch.cat(parts)
 
-    def stack(self, videos: list[torch.Tensor]) -> torch.Tensor:
-        """A batch's pixel input from each video's."""
-        return torch.cat(videos)
+    def batch(self, videos: list[list[torch.Tensor]]) -> torch.Tensor:
+        """A batch's pixel input from each video's groups' parts (one copy: each video's parts are not joined
+        first)."""
+        return torch.cat([part for parts in videos for part in parts])
 
     def groups(self, n: int) -> list[list[int]]:
         """The frame indices of each group (the last frame repeated where a group is short)."""
@@ -200,6 +201,9 @@ class FramesAsImages(VideoEncoder):
     def join(self, parts):
         return torch.cat(parts, dim=1 if self.nested else 0)
 
+    def batch(self, videos):
+        return torch.cat([self.join(parts) for parts in videos]) if self.nested else super().batch(videos)
+
 
 class InternVLFrames(FramesAsImages):
     """InternVL's video: each frame resized to one tile (no tiling), "Frame{i}: <img>...</img>" per frame, as its
@@ -327,12 +331,12 @@ class VideoScorer(ModelScorer):
         t0 = time.perf_counter()
         rows = validation.masks(visible, self.regions.n).numpy()
         if self.fast:
-            videos = [self.encoder.join([self._group_part(v, g) for g in range(len(self.groups))]) for v in rows]
+            videos = [[self._group_part(v, g) for g in range(len(self.groups))] for v in rows]
         else:
-            videos = [self.encoder.encode(self._masked_frames(v, list(range(self.video.n))),
-                                          self.sequence.prompt_text, self.video)[self.encoder.pixel_key]
+            videos = [[self.encoder.encode(self._masked_frames(v, list(range(self.video.n))),
+                                           self.sequence.prompt_text, self.video)[self.encoder.pixel_key]]
                       for v in rows]
-        pv = self.encoder.stack(videos).to(self.device, dtype=self.pixel_dtype)
+        pv = self.encoder.batch(videos).to(self.device, dtype=self.pixel_dtype)
         self.compose_s += time.perf_counter() - t0
         return pv
 
