@@ -12,7 +12,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..core import AnswerContext, Attribution, MethodMap, RegionSet, attribute, region_protocol, validation
+from ..core import (
+    AnswerContext,
+    Attribution,
+    MethodMap,
+    RegionSet,
+    attribute,
+    expected_evaluations,
+    region_protocol,
+    validation,
+)
 from ..core.errors import CacheError, EagleError, InputError, NotAVisionLanguageModel, UnsupportedModel
 from ..core.faithfulness import region_scores
 from ..core.images import as_rgb_uint8
@@ -228,6 +237,8 @@ class SessionBase:
         it for the same model, image, prompt, answer, targets, regions, mode and parameters."""
         request = self.request(generation, tokens, regions, target_ids=target_ids, prompt=prompt, masking=masking)
         generation = request.generation
+        if generation.video is not None:
+            _say_video_cost(request, mode, params)
         scorer = self.scorer(request, path=path, batch_size=batch_size)
         key = None
         if self.cache is not None and use_cache:
@@ -649,6 +660,28 @@ class ModelSession(SessionBase):
         scorer = BatchedPixelScorer(self.handle, sequence, halves, generation.image, batch_size=2)
         p = scorer(torch.tensor([[True, True], [False, False]])).double().numpy()
         return Reliance(tokens=list(generation.tokens), p_full=p[0], p_black=p[1])
+
+
+LARGE_VIDEO_SEARCH = 20_000  # masked videos above which a video explanation says its cost first
+
+
+class LargeSearch(UserWarning):
+    """An explanation will score very many masked inputs (a video over many frames and regions)."""
+
+
+def _say_video_cost(request: ExplanationRequest, mode: str, params: dict) -> None:
+    """Every frame multiplies the elements: say what a search over them costs before it runs."""
+    regions, video = request.regions, request.generation.video
+    try:
+        count = expected_evaluations(regions.n, mode, **params)
+    except (InputError, TypeError):
+        return  # the search itself names bad parameters
+    if count > LARGE_VIDEO_SEARCH:
+        import warnings
+
+        warnings.warn(f"{regions.n} elements ({video.n} frames x about {regions.n // video.n} regions) in {mode} "
+                      f"mode score about {count:,} masked videos; for a first look use mode='efficient', fewer "
+                      "regions per frame (regions=(3, 3)) or fewer frames (max_frames=)", LargeSearch, stacklevel=3)
 
 
 def ground_key(request: ExplanationRequest):

@@ -1,6 +1,8 @@
 """Videos through real model classes in this environment's image backend: each family's video input, fast =
 reference, time spacing, and (with torchvision) our inputs equal to the real video processors'."""
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -110,3 +112,14 @@ def test_our_video_inputs_equal_the_real_video_processor(model_root, family, cou
         other = theirs[key]
         assert other.shape == value.shape, key
         torch.testing.assert_close(value.double(), other.double(), rtol=0, atol=0, msg=key)
+
+
+def test_a_large_video_search_says_its_cost_first(sessions):
+    from eagle_widgets.models.session import LargeSearch
+
+    session = sessions("llava")
+    gen = session.generate_video(frames(4, 56, 56), "What happens?", fps=2.0, max_new_tokens=2)
+    cancel = threading.Event()
+    cancel.set()  # the warning comes before the search; the search itself stops at once
+    with pytest.warns(LargeSearch, match=r"4 frames x about 49 regions\) in exact mode score about 38,612"):
+        session.explain(gen, [0], (7, 7), mode="exact", cancel=cancel, use_cache=False)
