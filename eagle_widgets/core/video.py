@@ -115,7 +115,8 @@ def _positive_fps(fps) -> float:
     return value
 
 
-def _natural_key(name: str):
+def natural_key(name: str):
+    """Sorts names as people number them: frame2 before frame10."""
     return [int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", name)]
 
 
@@ -139,7 +140,7 @@ def load_video(source, fps: float | None = None, *, max_frames: int = 32, name: 
         raise InputError(f"a video is a file, a folder of frames or a list of frames, got {type(source).__name__}")
     if not is_bytes and Path(source).is_dir():
         files = sorted((p for p in Path(source).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
-                       key=lambda p: _natural_key(p.name))
+                       key=lambda p: natural_key(p.name))
         if not files:
             raise InputError(f"the folder {source} holds no frame images ({', '.join(IMAGE_SUFFIXES)})")
         video = Video.from_frames([load_image(p) for p in files], fps, source=str(source))
@@ -271,9 +272,7 @@ def frame_shares(result, encoding: str = "gain") -> np.ndarray | None:
     regions = result.image_regions
     if not isinstance(regions, FrameRegions):
         return None
-    values = np.clip(result.image_values(encoding), 0.0, None)
-    if encoding == "gain" and result.method_map is None:  # the gains themselves, not scaled to the largest
-        values = np.clip(result.marginal_gains()[: regions.n], 0.0, None)
+    values = np.clip(result.image_values(encoding), 0.0, None)  # "gain": gains over the largest, losses 0
     totals = regions.frame_totals(values)
     total = totals.sum()
     return totals / total if total > 0 else totals

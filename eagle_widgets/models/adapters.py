@@ -52,7 +52,11 @@ class Adapter:
 
     # -- prompt -------------------------------------------------------------------------------
     def prompt_text(self, prompt: str) -> str:
-        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+        return self.chat_text([{"type": "image"}, {"type": "text", "text": prompt}])
+
+    def chat_text(self, content: list[dict]) -> str:
+        """One user turn of `content` (images, videos, text) through the chat template, ready for the answer."""
+        messages = [{"role": "user", "content": content}]
         template = getattr(self.processor, "chat_template", None) or getattr(self.tokenizer, "chat_template", None)
         if not template:
             raise InputError(f"the processor of this {self.family} model has no chat template; "

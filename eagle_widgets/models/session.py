@@ -647,18 +647,17 @@ class ModelSession(SessionBase):
 
     def reliance(self, generation: Generation) -> Reliance:
         """p_t(image) and p_t(black) for every generated token, from one batch of two forward passes."""
-        halves = RegionSet.grid(generation.image.shape[:2], rows=1, cols=2) if generation.image.shape[1] > 1 \
-            else RegionSet.grid(generation.image.shape[:2], rows=2, cols=1)
-        # Only the whole image and the black one: two processor calls, no region basis needed.
+        # Only the whole input and the black one: two processor calls, no region basis needed.
         sequence = self.sequence(generation, None, black=True)
-        if generation.video is not None:
-            scorer = VideoScorer(self.handle, sequence, FrameRegions.grid(generation.video, 1, 1 + (halves.n > 1)),
-                                 generation.video, self.video_encoder, batch_size=2)
-            visible = torch.tensor([[True] * scorer.num_regions, [False] * scorer.num_regions])
-            p = scorer(visible).double().numpy()
-            return Reliance(tokens=list(generation.tokens), p_full=p[0], p_black=p[1])
-        scorer = BatchedPixelScorer(self.handle, sequence, halves, generation.image, batch_size=2)
-        p = scorer(torch.tensor([[True, True], [False, False]])).double().numpy()
+        if generation.video is not None:  # frames are at least 2x2: two cells per frame
+            scorer = VideoScorer(self.handle, sequence, FrameRegions.grid(generation.video, 1, 2), generation.video,
+                                 self.video_encoder, batch_size=2)
+        else:
+            shape = generation.image.shape[:2]
+            halves = RegionSet.grid(shape, rows=1, cols=2) if shape[1] > 1 else RegionSet.grid(shape, rows=2, cols=1)
+            scorer = BatchedPixelScorer(self.handle, sequence, halves, generation.image, batch_size=2)
+        n = scorer.num_regions
+        p = scorer(torch.tensor([[True] * n, [False] * n])).double().numpy()
         return Reliance(tokens=list(generation.tokens), p_full=p[0], p_black=p[1])
 
 

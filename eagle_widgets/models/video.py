@@ -20,6 +20,7 @@ the processor runs on those frames as it would on the whole masked video). The f
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections import OrderedDict
 
@@ -74,19 +75,7 @@ class VideoEncoder:
 
     def template_with_video(self, prompt: str) -> str:
         """The chat template's text with the processor's video placeholder (before any frame text)."""
-        return self._template([{"type": "video"}, {"type": "text", "text": prompt}])
-
-    def _template(self, content: list[dict]) -> str:
-        messages = [{"role": "user", "content": content}]
-        template = getattr(self.processor, "chat_template", None) or getattr(self.tokenizer, "chat_template", None)
-        if not template:
-            raise InputError(f"the processor of this {self.adapter.family} model has no chat template")
-        try:
-            return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        except (AttributeError, TypeError, ValueError):
-            return self.tokenizer.apply_chat_template(messages, chat_template=template, add_generation_prompt=True,
-                                                      tokenize=False)
-
+        return self.adapter.chat_text([{"type": "video"}, {"type": "text", "text": prompt}])
 
 class QwenVideo(VideoEncoder):
     """Qwen2-VL / Qwen2.5-VL native video: frame pairs in one temporal patch, `<|video_pad|>` tokens."""
@@ -105,9 +94,8 @@ class QwenVideo(VideoEncoder):
         self.video_token_id = self.tokenizer.convert_tokens_to_ids(self.video_token)
         self.input_kind = ("native video, the model's video processor" if self.video_processor is not None
                            else "native video, frame pairs from the image processor (no torchvision)")
+        self._grids: dict = {}  # frame size -> the image processor's patch grid (one processor call per size)
         forward = getattr(adapter.model, "forward", None)
-        import inspect
-
         self.timed = forward is not None and "second_per_grid_ts" in inspect.signature(forward).parameters
 
     def prompt_text(self, prompt: str, video: Video) -> str:
@@ -146,9 +134,11 @@ class QwenVideo(VideoEncoder):
         return types
 
     def _grid(self, frames) -> torch.Tensor:
-        h, w = frames.shape[1:3]
-        out = self.image_processor(images=[Image.fromarray(frames[0])], return_tensors="pt")
-        _, gh, gw = out["image_grid_thw"][0].tolist()
+        size = frames.shape[1:3]
+        if size not in self._grids:
+            out = self.image_processor(images=[Image.fromarray(frames[0])], return_tensors="pt")
+            self._grids[size] = out["image_grid_thw"][0].tolist()[1:]
+        gh, gw = self._grids[size]
         return torch.tensor([-(-len(frames) // self.temporal), gh, gw])
 
     def group_pixels(self, frames):
@@ -163,8 +153,8 @@ class QwenVideo(VideoEncoder):
         out = self.image_processor(images=[Image.fromarray(f) for f in frames], return_tensors="pt")
         pv = out["pixel_values"]
         per = pv.shape[0] // len(frames)
-        channels = getattr(self.image_processor, "patch_size", 14)
-        parts = pv.view(len(frames), per, -1, self.temporal, channels, channels)[:, :, :, 0]  # [F, P, C, ps, ps]
+        patch = getattr(self.image_processor, "patch_size", 14)
+        parts = pv.view(len(frames), per, -1, self.temporal, patch, patch)[:, :, :, 0]  # [F, P, C, ps, ps]
         return parts.permute(1, 2, 0, 3, 4).reshape(per, -1)
 
 
@@ -180,7 +170,7 @@ class FramesAsImages(VideoEncoder):
         self.overrides = overrides or {}
 
     def prompt_text(self, prompt, video):
-        return self._template([{"type": "image"}] * video.n + [{"type": "text", "text": prompt}])
+        return self.adapter.chat_text([{"type": "image"}] * video.n + [{"type": "text", "text": prompt}])
 
     def encode(self, frames, text, video):
         images = [Image.fromarray(f) for f in frames]

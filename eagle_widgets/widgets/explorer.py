@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import math
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from ..core.images import load_image
 from ..core.metrics import SENSITIVE_THRESHOLD
 from ..core.regions import RegionSet
 from ..core.search import DEFAULT_PARAMS, MODES
-from ..core.video import VIDEO_SUFFIXES, Video, load_video
+from ..core.video import VIDEO_SUFFIXES, Video, load_video, natural_key
 from .compare import CompareView
 from .contract import ExplorerSession
 from .markup import markup
@@ -301,8 +300,7 @@ class Explorer(W.VBox):
         """An uploaded image, video file, or several frame images (in natural order of their names) at the fps
         control's rate."""
         if len(files) > 1:
-            files = sorted(files, key=lambda f: [int(p) if p.isdigit() else p.lower()
-                                                 for p in re.split(r"(\d+)", f.get("name") or "")])
+            files = sorted(files, key=lambda f: natural_key(f.get("name") or ""))
             frames = [load_image(f["content"], name=f.get("name") or f"frame {i}") for i, f in enumerate(files)]
             return load_video(frames, float(self.fps_control.value), name=f"{len(frames)} uploaded frames")
         upload = files[0]
