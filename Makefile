@@ -65,7 +65,16 @@ lint: install
 
 # Both image backends: everything with Pillow processors (CPU torch), then what depends on the processor with
 # torchvision processors (CUDA torch build on this CPU); then served models against a real vLLM server.
-test: test-pillow test-torchvision test-served
+# The other two environments install (niced: pip mostly unpacks and copies) while the Pillow suite runs; the
+# suites run one after another, as they would share the cores.
+MORE_ENVS_LOG := .install-envs.log
+test: install browser
+	@(nice -n 10 $(MAKE) --no-print-directory install-torchvision install-vllm > $(MORE_ENVS_LOG) 2>&1) & envs=$$!; \
+	$(MAKE) --no-print-directory test-pillow; pillow=$$?; \
+	wait $$envs; installed=$$?; \
+	if [ $$installed -ne 0 ]; then cat $(MORE_ENVS_LOG); echo "installing the torchvision or vLLM environment failed"; exit $$installed; fi; \
+	[ $$pillow -eq 0 ] || exit $$pillow; \
+	$(MAKE) --no-print-directory test-torchvision test-served
 
 SERVED := tests/served notebooks/08_served_models.ipynb
 test-pillow: install browser lint
@@ -99,4 +108,4 @@ bench: install
 	$(PY) benchmarks/faithfulness.py
 
 clean:
-	rm -rf $(VENV) $(TV_VENV) $(VLLM_VENV) demo-output .pytest_cache test-artifacts
+	rm -rf $(VENV) $(TV_VENV) $(VLLM_VENV) demo-output .pytest_cache test-artifacts $(MORE_ENVS_LOG)
