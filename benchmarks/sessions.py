@@ -8,7 +8,9 @@ environment (torchvision where it imports, else Pillow): the strategy the scorer
 time and extra memory (peak RSS over the baseline), preparation ms per masked image against the
 processor's own per-image cost, forward ms per masked image, the fast path's cost per masked image against
 `path="reference"` (one processor call and one forward per masked image), and max |dp| between them on
-random masks. `--exact N` adds whole exact attributions over N regions on both paths (ratio of wall times,
+random masks. Then the same on the masks of one greedy step (a few regions chosen, each candidate inserted and
+deleted: what an explanation scores), where tiled families reuse the vision features of tiles seen before: the
+fast path's cost per masked image there, its ratio to the reference, and the share of tiles reused. `--exact N` adds whole exact attributions over N regions on both paths (ratio of wall times,
 identical orders). Targets (issue 24): prep <= 0.5x processor, fast >= 3x reference per masked image,
 setup <= 10 s and extra memory <= 2 GiB at 1920x1080; the demo model >= 4.5x over the published path at N=64.
 """
@@ -86,6 +88,18 @@ def answer(session, family: str, image):
     return session.generate(image, "Describe the image in one sentence.", max_new_tokens=3), 1
 
 
+def greedy_step_masks(n: int, chosen: int = 3, candidates: int = 8) -> torch.Tensor:
+    """Insertion and deletion masks of one greedy step: `chosen` regions in S, then S + r and its complement."""
+    picked = torch.zeros(n, dtype=torch.bool)
+    picked[torch.randperm(n, generator=torch.Generator().manual_seed(1))[:chosen]] = True
+    out = []
+    for r in torch.nonzero(~picked).flatten()[:candidates].tolist():
+        inserted = picked.clone()
+        inserted[r] = True
+        out += [inserted, ~inserted]
+    return torch.stack(out)
+
+
 def per_image(session, gen, token, regions, masks: int, reference_masks: int) -> dict:
     """Setup, memory and per-masked-image costs of both paths on the same random masks."""
     probe = torch.rand(masks, regions.n, generator=torch.Generator().manual_seed(0)) > 0.5
@@ -97,19 +111,40 @@ def per_image(session, gen, token, regions, masks: int, reference_masks: int) ->
         t0 = time.perf_counter()
         p_fast = fast(probe)
         fast_s = (time.perf_counter() - t0) / masks
+    random_compose_s, random_forward_s = getattr(fast, "compose_s", 0.0), fast.forward_s
     reference = session.scorer(gen, tokens=[token], regions=regions, path="reference")
     t0 = time.perf_counter()
     p_ref = reference(probe[:reference_masks])
     ref_s = (time.perf_counter() - t0) / reference_masks
+    step = greedy_step_masks(regions.n)
+    before = fast.describe().get("vision_tiles")
+    t0 = time.perf_counter()
+    p_step = fast(step)
+    step_s = (time.perf_counter() - t0) / len(step)
+    reused = tiles_reused(before, fast.describe().get("vision_tiles"))
+    t0 = time.perf_counter()
+    p_step_ref = reference(step[:reference_masks])
+    step_ref_s = (time.perf_counter() - t0) / reference_masks
     desc = fast.describe()
-    prep_s = getattr(fast, "compose_s", 0.0) / masks
+    prep_s = random_compose_s / masks
     if "compose_ms_per_image" not in desc:  # the processor runs on every masked image: that is its preparation
-        prep_s = max(0.0, fast_s - fast.forward_s / masks)
+        prep_s = max(0.0, fast_s - random_forward_s / masks)
     return {"strategy": desc["composition"], "setup_s": setup, "extra_gib": memory.extra_gib,
             "prep_ms": 1000 * prep_s, "processor_ms": desc.get("processor_ms_per_image", float("nan")),
-            "forward_ms": 1000 * fast.forward_s / masks, "fast_ms": 1000 * fast_s, "ref_ms": 1000 * ref_s,
-            "max_dp": float((p_fast[:reference_masks] - p_ref).abs().max()), "batch": fast.batch_size,
+            "forward_ms": 1000 * random_forward_s / masks, "fast_ms": 1000 * fast_s, "ref_ms": 1000 * ref_s,
+            "max_dp": max(float((p_fast[:reference_masks] - p_ref).abs().max()),
+                          float((p_step[:reference_masks] - p_step_ref).abs().max())), "batch": fast.batch_size,
+            "step_ms": 1000 * step_s, "step_ref_ms": 1000 * step_ref_s, "reused": reused,
             "why": desc.get("note") or desc.get("not_exact_because", "")}
+
+
+def tiles_reused(before: str | None, after: str | None) -> float:
+    """Share of tiles whose vision features were reused between two `describe()["vision_tiles"]` texts."""
+    if after is None:
+        return float("nan")
+    counts = [[int(w) for w in text.split()[0:3:2]] if text else [0, 0] for text in (before, after)]
+    (r0, s0), (r1, s1) = counts
+    return (r1 - r0) / max(1, s1 - s0)
 
 
 def exact_runs(session, gen, token, regions) -> dict:
@@ -123,7 +158,7 @@ def exact_runs(session, gen, token, regions) -> dict:
             "evaluations": out["fast"][2], "fast_s": out["fast"][0], "reference_s": out["reference"][0]}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser()
     parser.add_argument("--families", nargs="+", default=["demo", *REAL_SETTINGS])
     parser.add_argument("--sizes", nargs="+", default=[f"{w}x{h}" for h, w in SIZES], help="WxH photo sizes")
@@ -132,7 +167,8 @@ def main() -> None:
     parser.add_argument("--reference-masks", type=int, default=3, help="masked images timed on the reference path")
     parser.add_argument("--exact", type=int, default=0, help="also run whole exact attributions over N regions")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = parser.parse_args()
+    parser.add_argument("--root", help="where the tiny models are built (default: a temporary folder)")
+    args = parser.parse_args(argv)
     try:
         import torchvision
         backend = f"torchvision {torchvision.__version__}"
@@ -140,10 +176,13 @@ def main() -> None:
         backend = "Pillow (no torchvision)"
     print(f"device {args.device}, torch {torch.__version__}, {backend}, threads {torch.get_num_threads()}")
     print("| family | image | backend | strategy | setup s | extra GiB | prep ms/img | processor ms/img | prep/proc "
-          "| forward ms/img | fast ms/img | reference ms/img | ref/fast | max\\|dp\\| |" + (
+          "| forward ms/img | fast ms/img | reference ms/img | ref/fast | step fast ms/img | step ref/fast "
+          "| tiles reused | max\\|dp\\| |" + (
               " exact evals | exact ratio | order |" if args.exact else ""))
-    print("|---" * (14 + (3 if args.exact else 0)) + "|")
-    with tempfile.TemporaryDirectory() as root:
+    print("|---" * (17 + (3 if args.exact else 0)) + "|")
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        root = args.root or scratch
         for family in args.families:
             session = session_for(family, root, args.device)
             sizes = ["224x224"] if family == "demo" else args.sizes
@@ -153,11 +192,14 @@ def main() -> None:
                 gen, token = answer(session, family, image)
                 regions = RegionSet.slic(image, n_segments=args.regions)
                 r = per_image(session, gen, token, regions, args.masks, args.reference_masks)
+                rows.append({"family": family, "size": size, **r})
                 short = strategy_label(r["strategy"])
                 line = (f"| {family} | {w}x{h} | {session.adapter.image_backend} | {short} | {r['setup_s']:.2f} | "
                         f"{r['extra_gib']:.2f} | {r['prep_ms']:.1f} | {r['processor_ms']:.1f} | "
                         f"{r['prep_ms'] / r['processor_ms']:.2f} | {r['forward_ms']:.1f} | {r['fast_ms']:.1f} | "
-                        f"{r['ref_ms']:.1f} | {r['ref_ms'] / r['fast_ms']:.1f} | {r['max_dp']:.1e} |")
+                        f"{r['ref_ms']:.1f} | {r['ref_ms'] / r['fast_ms']:.1f} | {r['step_ms']:.1f} | "
+                        f"{r['step_ref_ms'] / r['step_ms']:.1f} | "
+                        f"{'-' if r['reused'] != r['reused'] else format(r['reused'], '.0%')} | {r['max_dp']:.1e} |")
                 if args.exact:
                     e = exact_runs(session, gen, token, RegionSet.slic(image, n_segments=args.exact + 1))
                     line += (f" {e['evaluations']} | {e['exact_ratio']:.1f} | "
@@ -165,6 +207,7 @@ def main() -> None:
                 print(line, flush=True)
                 if r["why"]:
                     print(f"<!-- {family} {size}: {r['why'][:300]} -->", flush=True)
+    return rows
 
 
 if __name__ == "__main__":

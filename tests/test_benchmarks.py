@@ -34,3 +34,14 @@ def test_video_benchmark_runs_small(model_root, capsys):
     rows = video.main(["--frames", "3", "--side", "112", "--masks", "2", "--root", str(model_root)])
     assert rows[0]["frames"] == 3 and rows[0]["max_dp"] < 1e-6 and rows[0]["fast_ms"] > 0
     assert "| 3 | 112x112 |" in capsys.readouterr().out
+
+
+def test_sessions_benchmark_runs_small(model_root, capsys):
+    import sessions
+
+    rows = sessions.main(["--families", "internvl", "--sizes", "320x240", "--regions", "9", "--masks", "2",
+                          "--reference-masks", "2", "--root", str(model_root), "--device", "cpu"])
+    (row,) = rows
+    assert row["max_dp"] <= 1e-4 and row["step_ms"] > 0 and row["step_ref_ms"] > 0
+    assert 0 < row["reused"] <= 1  # the greedy step's masks repeat most tiles
+    assert "| internvl | 320x240 |" in capsys.readouterr().out

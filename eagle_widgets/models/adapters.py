@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from PIL import Image
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from ..core.errors import InputError, UnsupportedModel
 from .token_grid import TokenPixelMap, square_blocks
@@ -36,6 +37,7 @@ class Adapter:
     family = "generic"
     model_types: tuple[str, ...] = ()
     nested_images = False  # Idefics3 / SmolVLM take one list of images per sample
+    encodes_tiles_apart = False  # the vision encoder sees each tile alone: its features can be reused (`tiles`)
     layout_note = "as the model's image processor lays it out"
 
     def __init__(self, model, processor):
@@ -147,6 +149,28 @@ class LlavaNextAdapter(Adapter):
     model_types = ("llava_next", "llava_onevision")
     layout_note = "any-resolution tiles plus a base image"
 
+    @property
+    def encodes_tiles_apart(self) -> bool:
+        return getattr(self.model.config, "model_type", "") == "llava_next"  # OneVision pools in the model
+
+    def tile_features(self, tiles, positions, text_inputs):
+        # The per-tile half of LlavaNextModel.get_image_features (its other half packs the tiles of an image).
+        cfg, inner = self.model.config, self.model.model
+        out = inner.vision_tower(tiles, output_hidden_states=True, return_dict=True)
+        layer = cfg.vision_feature_layer
+        chosen = out.hidden_states[layer] if isinstance(layer, int) else torch.cat(
+            [out.hidden_states[i] for i in layer], dim=-1)
+        if cfg.vision_feature_select_strategy == "default":
+            chosen = chosen[:, 1:]
+        return inner.multi_modal_projector(chosen)
+
+    def encoder_outputs(self, samples, text_inputs):
+        inner = self.model.model
+        sizes = text_inputs["image_sizes"].expand(len(samples), -1)
+        packed, _ = inner.pack_image_features(list(samples), sizes, self.model.config.vision_feature_select_strategy,
+                                              image_newline=inner.image_newline)
+        return BaseModelOutputWithPooling(pooler_output=packed)
+
 
 @register
 class QwenVLAdapter(Adapter):
@@ -183,6 +207,16 @@ class InternVLAdapter(Adapter):
     family = "internvl"
     model_types = ("internvl",)
     layout_note = "448-px tiles of the best aspect ratio plus a thumbnail, pixel-shuffled to 256 tokens each"
+    encodes_tiles_apart = True
+
+    def tile_features(self, tiles, positions, text_inputs):
+        cfg = self.model.config
+        return self.model.get_image_features(pixel_values=tiles, vision_feature_layer=cfg.vision_feature_layer,
+                                             vision_feature_select_strategy=cfg.vision_feature_select_strategy,
+                                             return_dict=True).pooler_output
+
+    def encoder_outputs(self, samples, text_inputs):
+        return BaseModelOutputWithPooling(pooler_output=torch.cat(samples))
 
     def token_blocks(self, layout, inputs):
         cfg = self.model.config
@@ -198,6 +232,19 @@ class IdeficsAdapter(Adapter):
     model_types = ("idefics3", "smolvlm")
     nested_images = True
     layout_note = "resize the longest edge, optional splitting into tiles plus a global image, padded"
+    encodes_tiles_apart = True
+
+    def tile_features(self, tiles, positions, text_inputs):
+        # Each tile with its own pixel mask (the global image is padded to a square).
+        held = text_inputs.get("pixel_attention_mask")
+        masks = (held.reshape(-1, *tiles.shape[-2:])[positions] if held is not None
+                 else torch.ones(tiles.shape[0], *tiles.shape[-2:], dtype=torch.bool, device=tiles.device))
+        pooled = self.model.get_image_features(pixel_values=tiles[None], pixel_attention_mask=masks[None],
+                                               return_dict=True).pooler_output[0]
+        return pooled.reshape(tiles.shape[0], -1, pooled.shape[-1])
+
+    def encoder_outputs(self, samples, text_inputs):
+        return BaseModelOutputWithPooling(pooler_output=[s.reshape(-1, s.shape[-1]) for s in samples])
 
     def token_blocks(self, layout, inputs):
         cfg = self.model.config

@@ -110,7 +110,7 @@ class PromptScorer(ModelScorer):
 
     def __init__(self, handle: ModelHandle, sequence: TeacherForcedSequence, spans: PromptSpans, masking: str,
                  tokenizer, batch_size=None):
-        super().__init__(handle, sequence, spans, 1)
+        super().__init__(handle, sequence, spans, 1, reuse_tiles=True)
         self.variants = PromptVariants(spans, sequence.text_inputs, masking, tokenizer)
         pv = sequence.pixel_values
         self.pixel_values = pv.to(self.device, dtype=handle.dtype if pv.is_floating_point() else pv.dtype)
@@ -129,7 +129,7 @@ class PromptScorer(ModelScorer):
 
     def describe(self) -> dict:
         return {"path": "prompt", "semantics": "prompt spans removed in the model input, the image fully visible",
-                **self.variants.describe()}
+                **self.variants.describe(), **self.tile_reuse()}
 
 
 class JointScorer(ModelScorer):
@@ -138,7 +138,8 @@ class JointScorer(ModelScorer):
     variants, in the same forward."""
 
     def __init__(self, image_scorer, ground: JointSet, masking: str, tokenizer):
-        super().__init__(image_scorer.handle, image_scorer.sequence, ground, image_scorer.batch_size)
+        super().__init__(image_scorer.handle, image_scorer.sequence, ground, image_scorer.batch_size,
+                         reuse_tiles=image_scorer.tiles is not None)
         self.image_scorer = image_scorer
         self.n_image = ground.regions.n
         self.variants = PromptVariants(ground.spans, image_scorer.sequence.text_inputs, masking, tokenizer)
@@ -155,5 +156,5 @@ class JointScorer(ModelScorer):
     def describe(self) -> dict:
         return {**self.image_scorer.describe(), "path": "joint", "semantics": "image regions blacked out in the "
                 "original image before the processor, prompt spans removed in the model input (this toolkit's "
-                "joint extension of EAGLE)", **self.variants.describe()}
+                "joint extension of EAGLE)", **self.variants.describe(), **self.tile_reuse()}
 

@@ -275,7 +275,7 @@ class VideoScorer(ModelScorer):
 
     def __init__(self, handle, sequence, regions: FrameRegions, video: Video, encoder: VideoEncoder,
                  batch_size=None, fast: bool = True):
-        super().__init__(handle, sequence, regions, 1)
+        super().__init__(handle, sequence, regions, 1, reuse_tiles=fast)
         self.video = video
         self.encoder = encoder
         self.fast = fast
@@ -348,6 +348,7 @@ class VideoScorer(ModelScorer):
         if self.fast:
             out["composition"] = (f"each group of {self.encoder.group} frame(s) processed once per visibility of "
                                   "its regions and reused (exact: the processor treats groups independently)")
+            out.update(self.tile_reuse())
         else:
             out["composition"] = "none: one processor call and one forward per masked video"
         return out

@@ -63,3 +63,39 @@ def test_exact_orders_are_identical_at_real_settings(real_sessions, family):
         scorer = session.scorer(gen, tokens=[1], regions=regions, path=path)
         orders.append(attribute(scorer, regions, mode="exact", batch_size=scorer.batch_size).order)
     assert orders[0] == orders[1]
+
+
+@pytest.mark.parametrize("family", ["llava_next", "internvl", "smolvlm"])
+def test_tiles_seen_before_are_not_encoded_again(real_sessions, family):
+    # The masks of one greedy step differ in one region: the tiles it does not touch repeat, and their vision
+    # features are reused (the model's own encoder on each new tile), with the reference's probabilities.
+    session = real_sessions(family)
+    image = photo(480, 640)
+    gen = session.generate(image, "Describe the image in one sentence.", max_new_tokens=2)
+    regions = RegionSet.slic(image, n_segments=17)
+    chosen = torch.zeros(regions.n, dtype=torch.bool)
+    chosen[[0, 5]] = True
+    step = []
+    for r in (2, 8, 11):
+        inserted = chosen.clone()
+        inserted[r] = True
+        step += [inserted, ~inserted]
+    masks = torch.stack(step)
+    fast = session.scorer(gen, tokens=[1], regions=regions)
+    reference = session.scorer(gen, tokens=[1], regions=regions, path="reference")
+    assert float((fast(masks) - reference(masks)).abs().max()) <= 1e-4
+    # Each distinct tile of the processor's own inputs (by position and every value) is encoded once.
+    tiles = reference.pixel_inputs(masks)
+    per_image = fast.sequence.pixel_values.reshape(-1, *fast.sequence.pixel_values.shape[-3:]).shape[0]
+    tiles = tiles.reshape(len(masks), per_image, -1)
+    distinct = {(t, tiles[m, t].numpy().tobytes()) for m in range(len(masks)) for t in range(per_image)}
+    reused, seen = (int(w) for w in fast.describe()["vision_tiles"].split()[0:3:2])
+    assert seen == len(masks) * per_image and seen - reused == len(distinct) < seen, fast.describe()["vision_tiles"]
+
+
+def test_a_model_whose_encoder_sees_the_whole_image_reuses_nothing(real_sessions):
+    session = real_sessions("qwen2_5_vl")  # windowed and full attention across the whole image
+    image = photo(200, 240, seed=2)
+    gen = session.generate(image, "Describe the image in one sentence.", max_new_tokens=2)
+    fast = session.scorer(gen, tokens=[1], regions=RegionSet.slic(image, n_segments=6))
+    assert fast.tiles is None and "vision_tiles" not in fast.describe()
