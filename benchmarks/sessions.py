@@ -10,7 +10,8 @@ processor's own per-image cost, forward ms per masked image, the fast path's cos
 `path="reference"` (one processor call and one forward per masked image), and max |dp| between them on
 random masks. Then the same on the masks of one greedy step (a few regions chosen, each candidate inserted and
 deleted: what an explanation scores), where tiled families reuse the vision features of tiles seen before: the
-fast path's cost per masked image there, its ratio to the reference, and the share of tiles reused. `--exact N` adds whole exact attributions over N regions on both paths (ratio of wall times,
+fast path's cost per masked image there, its ratio to the reference, and the share of tiles reused.
+`--exact N` adds whole exact attributions over N regions on both paths (ratio of wall times,
 identical orders). Targets (issue 24): prep <= 0.5x processor, fast >= 3x reference per masked image,
 setup <= 10 s and extra memory <= 2 GiB at 1920x1080; the demo model >= 4.5x over the published path at N=64.
 """

@@ -108,6 +108,9 @@ class ModelScorer:
         self.fixed_inputs = {k: (v.to(self.device), dim) for k, (v, dim) in fixed.items()}
         self.target_ids = sequence.target_ids.to(self.device)
         self.batch_size = batch_size
+        # Masks prepared together where preparing several at once uses more cores than one (Pillow's resizes in a
+        # thread pool, one image per thread) while the forwards stay `batch_size` at a time.
+        self.prepare_batch = 1
         self.forward_s = 0.0
         self.tiles = (TileFeatures(handle.adapter, self.text_inputs)
                       if reuse_tiles and handle.adapter.encodes_tiles_apart and sequence.pixel_key == "pixel_values"
@@ -152,10 +155,11 @@ class ModelScorer:
         there it prepares and scores in turn."""
         visible = validation.masks(visible, self.regions.n)
         size = max(1, min(self.batch_size, visible.shape[0]))
-        outs, start, ahead = [], 0, None  # ahead: (start, size, future) of the chunk prepared in advance
+        outs, start, ahead = [], 0, None  # ahead: (start, span, future) of the chunk prepared in advance
         while start < visible.shape[0]:
-            chunk = visible[start:start + size]
-            if ahead is not None and ahead[:2] == (start, size):
+            span = max(size, self.prepare_batch)  # masks prepared at once, scored `size` at a time
+            chunk = visible[start:start + span]
+            if ahead is not None and ahead[:2] == (start, span):
                 prepared = ahead[2].result()
             else:
                 if ahead is not None:
@@ -164,9 +168,12 @@ class ModelScorer:
             ahead = None
             after = start + chunk.shape[0]
             if after < visible.shape[0] and self.device.type == "cuda":
-                ahead = (after, size, _PREPARER.submit(prepare, visible[after:after + size]))
+                ahead = (after, span, _PREPARER.submit(prepare, visible[after:after + span]))
             try:
-                outs.append(score(prepared, chunk).cpu())
+                per = prepared.shape[0] // chunk.shape[0]  # model-input rows per masked image
+                parts = [score(prepared[i * per:(i + size) * per], chunk[i:i + size]).cpu()
+                         for i in range(0, chunk.shape[0], size)]
+                outs += parts
                 start = after
             except Exception as err:
                 if not _is_oom(err):
@@ -179,6 +186,7 @@ class ModelScorer:
                                      "(bfloat16), fewer image tiles, or a larger device") from None
                 size = max(1, size // 2)
                 self.batch_size = size
+                self.prepare_batch = 1
         if ahead is not None:
             ahead[2].cancel()
         return torch.cat(outs)
@@ -211,6 +219,8 @@ class MaskedInputScorer(ModelScorer):
         self.setup_s = time.perf_counter() - t0
         self.pixel_dtype = handle.dtype if black.is_floating_point() else black.dtype
         self.batch_size = batch_size or handle.auto_batch_size(sequence.length, black.numel())
+        if self.device.type == "cpu":
+            self.prepare_batch = getattr(self.composer, "parallel_images", 1)
 
     def _composer(self, adapter, sequence, regions, image):
         """The cheapest exact composer, by measurement; the region basis where no exact one holds."""
