@@ -65,16 +65,22 @@ lint: install
 
 # Both image backends: everything with Pillow processors (CPU torch), then what depends on the processor with
 # torchvision processors (CUDA torch build on this CPU); then served models against a real vLLM server.
-# The other two environments install (niced: pip mostly unpacks and copies) while the Pillow suite runs; the
-# suites run one after another, as they would share the cores.
+# The other two environments install (niced: pip mostly unpacks and copies) while the Pillow suite runs. The
+# served suite runs beside the torchvision one: most of its time is the vLLM server booting (three processes
+# importing one after another, ~75 s) and requests to it; its output is shown when both have ended.
 MORE_ENVS_LOG := .install-envs.log
+SERVED_LOG := .test-served.log
 test: install browser
 	@(nice -n 10 $(MAKE) --no-print-directory install-torchvision install-vllm > $(MORE_ENVS_LOG) 2>&1) & envs=$$!; \
 	$(MAKE) --no-print-directory test-pillow; pillow=$$?; \
 	wait $$envs; installed=$$?; \
 	if [ $$installed -ne 0 ]; then cat $(MORE_ENVS_LOG); echo "installing the torchvision or vLLM environment failed"; exit $$installed; fi; \
 	[ $$pillow -eq 0 ] || exit $$pillow; \
-	$(MAKE) --no-print-directory test-torchvision test-served
+	$(MAKE) --no-print-directory test-served > $(SERVED_LOG) 2>&1 & served=$$!; \
+	$(MAKE) --no-print-directory test-torchvision; tv=$$?; \
+	wait $$served; served_status=$$?; \
+	echo "---- the served-model suite (ran beside the torchvision suite) ----"; cat $(SERVED_LOG); \
+	[ $$tv -eq 0 ] && [ $$served_status -eq 0 ]
 
 SERVED := tests/served notebooks/08_served_models.ipynb
 test-pillow: install browser lint
@@ -108,4 +114,4 @@ bench: install
 	$(PY) benchmarks/faithfulness.py
 
 clean:
-	rm -rf $(VENV) $(TV_VENV) $(VLLM_VENV) demo-output .pytest_cache test-artifacts $(MORE_ENVS_LOG)
+	rm -rf $(VENV) $(TV_VENV) $(VLLM_VENV) demo-output .pytest_cache test-artifacts $(MORE_ENVS_LOG) $(SERVED_LOG)
