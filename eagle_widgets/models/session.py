@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -676,8 +677,6 @@ def _say_video_cost(request: ExplanationRequest, mode: str, params: dict) -> Non
     except (InputError, TypeError):
         return  # the search itself names bad parameters
     if count > LARGE_VIDEO_SEARCH:
-        import warnings
-
         warnings.warn(f"{regions.n} elements ({video.n} frames x about {regions.n // video.n} regions) in {mode} "
                       f"mode score about {count:,} masked videos; for a first look use mode='efficient', fewer "
                       "regions per frame (regions=(3, 3)) or fewer frames (max_frames=)", LargeSearch, stacklevel=3)
@@ -740,8 +739,6 @@ def open_result_cache(cache) -> ResultCache | None:
         try:
             return ResultCache()
         except CacheError as err:
-            import warnings
-
             warnings.warn(f"explanations will not be cached on disk: {err}", stacklevel=3)
             return None
     if isinstance(cache, (str, Path)):

@@ -77,6 +77,7 @@ class VideoEncoder:
         """The chat template's text with the processor's video placeholder (before any frame text)."""
         return self.adapter.chat_text([{"type": "video"}, {"type": "text", "text": prompt}])
 
+
 class QwenVideo(VideoEncoder):
     """Qwen2-VL / Qwen2.5-VL native video: frame pairs in one temporal patch, `<|video_pad|>` tokens."""
 
