@@ -201,6 +201,7 @@ class ReplayComposer(Composer):
         super().__init__(pixel_values, image, labels, num_regions)
         self.processor_calls += 1
         self.source = self._sources()
+        self.placement = self._placement()
         # Masked images whose resizes run at once (Pillow: one per pool thread; torchvision: the batch is one call).
         self.parallel_images = self.resizes.workers if isinstance(self.resizes, PillowResizes) else 1
         self.labels_t = self.image_t = None  # torchvision masks the batch on the device: labels and image there
@@ -219,8 +220,9 @@ class ReplayComposer(Composer):
 
     def to(self, device: torch.device) -> ReplayComposer:
         super().to(device)
-        self._source = self.source.clamp(min=0).to(device)
-        self._blocks = self._placement()
+        # Indices go to the device only for tiles that are gathered (-1, from nowhere: index 0 with gain 0).
+        self._blocks = [(start, end, self.source[start:end].clamp(min=0).to(device) if how is None else how)
+                        for start, end, how in self.placement]
         if isinstance(self.resizes, TorchvisionResizes):
             self.labels_t, self.image_t = self.labels_t.to(device), self.image_t.to(device)
         return self
@@ -252,16 +254,16 @@ class ReplayComposer(Composer):
                 torch.addcmul(base.view(shape), gain.view(shape), view, out=part.view(b, *shape))
         return out.reshape(b * self.shape[0], *self.shape[1:])
 
-    def _placement(self) -> list[tuple[int, int, object]]:
+    def _placement(self) -> list[tuple[int, int, tuple | None]]:
         """How each tile of the model input (its last three dimensions) is filled from the resize outputs: where
-        the processor only crops and reorders, the tile's sources are one strided view of a resize output
-        (read without an index: with the affine part in the same pass, 2-3x faster than a gather and then the affine
-        part on a 2-core CPU, 448-px tiles); else by index."""
+        the processor only crops and reorders, the tile's sources are one strided view of a resize output, given
+        as (shape, strides, offset) (read without an index: with the affine part in the same pass, 2-3x faster
+        than a gather and then the affine part on a 2-core CPU, 448-px tiles); else None: by index."""
         tile = math.prod(self.shape[-3:]) if len(self.shape) >= 3 else self._elements
         blocks = []
         for start in range(0, self._elements, tile):
             src = self.source[start:start + tile]
-            how = self._source[start:start + tile]
+            how = None
             if len(self.shape) >= 3 and bool(self.active[start:start + tile].all()):
                 shape = self.shape[-3:]
                 grid = src.reshape(shape)
