@@ -118,11 +118,15 @@ def per_image(session, gen, token, regions, masks: int, reference_masks: int) ->
     p_ref = reference(probe[:reference_masks])
     ref_s = (time.perf_counter() - t0) / reference_masks
     step = greedy_step_masks(regions.n)
-    before = fast.describe().get("vision_tiles")
+    tiles = getattr(fast, "tiles", None)
+    before = (tiles.hits, tiles.misses) if tiles is not None else None
     t0 = time.perf_counter()
     p_step = fast(step)
     step_s = (time.perf_counter() - t0) / len(step)
-    reused = tiles_reused(before, fast.describe().get("vision_tiles"))
+    reused = float("nan")
+    if tiles is not None:  # the share of the step's tiles whose vision features were reused
+        hits, misses = tiles.hits - before[0], tiles.misses - before[1]
+        reused = hits / max(1, hits + misses)
     t0 = time.perf_counter()
     p_step_ref = reference(step[:reference_masks])
     step_ref_s = (time.perf_counter() - t0) / reference_masks
@@ -137,15 +141,6 @@ def per_image(session, gen, token, regions, masks: int, reference_masks: int) ->
                           float((p_step[:reference_masks] - p_step_ref).abs().max())), "batch": fast.batch_size,
             "step_ms": 1000 * step_s, "step_ref_ms": 1000 * step_ref_s, "reused": reused,
             "why": desc.get("note") or desc.get("not_exact_because", "")}
-
-
-def tiles_reused(before: str | None, after: str | None) -> float:
-    """Share of tiles whose vision features were reused between two `describe()["vision_tiles"]` texts."""
-    if after is None:
-        return float("nan")
-    counts = [[int(w) for w in text.split()[0:3:2]] if text else [0, 0] for text in (before, after)]
-    (r0, s0), (r1, s1) = counts
-    return (r1 - r0) / max(1, s1 - s0)
 
 
 def exact_runs(session, gen, token, regions) -> dict:
